@@ -1,0 +1,242 @@
+"""Names, label maps and settings shared by every stage of ``lss``.
+
+One place for the vocabulary of the RSNA 2024 Lumbar Spine tables (conditions,
+levels, severities, series descriptions) and for the settings that a run passes
+from preprocessing to training to evaluation. Settings are frozen dataclasses so
+that they can key a cache and be written next to a model as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SEVERITIES",
+    "LABEL_MAP",
+    "CONDITIONS",
+    "LEVELS",
+    "SERIES_DESCRIPTIONS",
+    "RSNA_SAMPLE_WEIGHTS",
+    "column_name",
+    "condition_title",
+    "PreprocessConfig",
+    "TrainConfig",
+    "Config",
+]
+
+#: The three classes, in the order of the model's softmax and of the submission columns.
+SEVERITIES: tuple[str, ...] = ("Normal/Mild", "Moderate", "Severe")
+#: Severity spelling in the tables -> class index.
+LABEL_MAP: dict[str, int] = {name: i for i, name in enumerate(SEVERITIES)}
+#: Weights of the RSNA 2024 metric (log loss) per class: Normal/Mild, Moderate, Severe.
+RSNA_SAMPLE_WEIGHTS: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+#: Condition keys (snake case, as in ``train.csv``) -> spelling in the coordinate table.
+CONDITIONS: dict[str, str] = {
+    "spinal_canal_stenosis": "Spinal Canal Stenosis",
+    "left_neural_foraminal_narrowing": "Left Neural Foraminal Narrowing",
+    "right_neural_foraminal_narrowing": "Right Neural Foraminal Narrowing",
+    "left_subarticular_stenosis": "Left Subarticular Stenosis",
+    "right_subarticular_stenosis": "Right Subarticular Stenosis",
+}
+#: Disc levels, top to bottom, as spelled in the coordinate table.
+LEVELS: tuple[str, ...] = ("L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1")
+#: Series descriptions that occur in the tables.
+SERIES_DESCRIPTIONS: tuple[str, ...] = ("Axial T2", "Sagittal T1", "Sagittal T2/STIR")
+
+
+def column_name(condition: str, level: str) -> str:
+    """The ``train.csv`` column for a condition and a level.
+
+    >>> column_name("left_subarticular_stenosis", "L4/L5")
+    'left_subarticular_stenosis_l4_l5'
+    """
+    if condition not in CONDITIONS:
+        raise ValueError(f"Unknown condition '{condition}'; expected one of {sorted(CONDITIONS)}")
+    if level not in LEVELS:
+        raise ValueError(f"Unknown level '{level}'; expected one of {list(LEVELS)}")
+    return f"{condition}_{level.replace('/', '_').lower()}"
+
+
+def condition_title(condition: str, level: str) -> str:
+    """A reader's name for a target, e.g. ``'Left subarticular stenosis at L4/L5'``."""
+    column_name(condition, level)  # validates both
+    return f"{CONDITIONS[condition].capitalize()} at {level}"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a labelled series becomes a model input of shape (n_slices, size, size).
+
+    Parameters
+    ----------
+    n_slices : int
+        Slices in the level window, centred on the labelled instance (paper: a short
+        stack around the disc). Where the window runs past an end of the series, the
+        end slice is repeated, so the labelled slice stays at index ``n_slices // 2``.
+    image_size : int
+        Every slice is resized to ``image_size x image_size`` (the paper uses 128).
+    scale_percentiles : tuple of float
+        Intensities are mapped to [0, 1] between these percentiles of the window and
+        clipped; MRI has no absolute intensity scale, so a per-window scale is used.
+    crop_mm : float or None
+        ``None`` keeps the whole slice (the paper). A number crops a square of this side
+        in millimetres around a point (the recess) before resizing (the ROI experiment).
+    """
+
+    n_slices: int = 8
+    image_size: int = 128
+    scale_percentiles: tuple[float, float] = (0.5, 99.5)
+    crop_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_slices < 1:
+            raise ValueError(f"n_slices must be >= 1, got {self.n_slices}")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        lo, hi = self.scale_percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(f"scale_percentiles must satisfy 0 <= lo < hi <= 100, got {lo, hi}")
+        if self.crop_mm is not None and self.crop_mm <= 0:
+            raise ValueError(f"crop_mm must be positive or None, got {self.crop_mm}")
+        object.__setattr__(self, "scale_percentiles", (float(lo), float(hi)))
+
+    def key(self) -> str:
+        """A short hash of every setting: two configs share cache entries only if equal."""
+        return _hash(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings. Defaults reproduce the paper except where noted.
+
+    The paper trains with Adam (learning rate 1e-4), categorical cross-entropy, up to
+    20 epochs, an 80:20 split and augmentation by rotation, zoom and horizontal flip.
+    ``horizontal_flip`` defaults to True only to reproduce it: for a label that names
+    the patient's left, a flip moves the lesion to the other side of the image, so the
+    flipped image shows the *right* recess under the *left* label.
+    """
+
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    validation_fraction: float = 0.2
+    seed: int = 42
+    rotation_degrees: float = 10.0
+    zoom: float = 0.1
+    horizontal_flip: bool = True
+    class_weight: str | None = None  # None, "balanced" or "rsna" (1/2/4)
+    early_stopping_patience: int = 5
+    cnn_filters: tuple[int, ...] = (32, 64, 128)
+    lstm_units: int = 64
+    dense_units: int = 64
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+        if self.class_weight not in (None, "balanced", "rsna"):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or 'rsna', got {self.class_weight!r}"
+            )
+        object.__setattr__(self, "cnn_filters", tuple(int(f) for f in self.cnn_filters))
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run: the target, the preprocessing and the training settings."""
+
+    condition: str = "left_subarticular_stenosis"
+    level: str = "L4/L5"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        column_name(self.condition, self.level)  # validates both
+
+    @property
+    def target(self) -> str:
+        """The ``train.csv`` column this run predicts."""
+        return column_name(self.condition, self.level)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        d = dict(d)
+        pre = _build(PreprocessConfig, d.pop("preprocess", {}), "preprocess")
+        tr = _build(TrainConfig, d.pop("train", {}), "train")
+        top = _build(cls, d, "config", extra={"preprocess": pre, "train": tr})
+        return top
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Config:
+        """Read a config from YAML or JSON (``.yml``, ``.yaml``, ``.json``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+        text = path.read_text()
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
+
+            d = yaml.safe_load(text) or {}
+        else:
+            d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(d)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level fields or ``preprocess``/``train`` sub-fields changed.
+
+        >>> Config().replace(epochs=2, n_slices=4).train.epochs
+        2
+        """
+        top, pre, tr = {}, {}, {}
+        pre_names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+        tr_names = {f.name for f in dataclasses.fields(TrainConfig)}
+        for k, v in changes.items():
+            if k in {"condition", "level", "preprocess", "train"}:
+                top[k] = v
+            elif k in pre_names:
+                pre[k] = v
+            elif k in tr_names:
+                tr[k] = v
+            else:
+                raise ValueError(f"Unknown setting '{k}'")
+        out = dataclasses.replace(self, **top)
+        if pre:
+            out = dataclasses.replace(out, preprocess=dataclasses.replace(out.preprocess, **pre))
+        if tr:
+            out = dataclasses.replace(out, train=dataclasses.replace(out.train, **tr))
+        return out
+
+
+def _build(cls: type, d: Mapping[str, Any], where: str, extra: Mapping[str, Any] | None = None):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"Unknown key(s) in {where}: {sorted(unknown)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    kwargs.update(extra or {})
+    return cls(**kwargs)
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
