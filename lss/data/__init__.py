@@ -1,0 +1,53 @@
+"""The RSNA 2024 data layer: label tables, DICOM series, level windows and a cache.
+
+Public API (documented in the README):
+
+* :func:`load_tables` and :func:`build_index` -- the label tables and one row per
+  labelled study for a target;
+* :func:`read_series` and :func:`scan_series` -- a series in spatial order;
+* :func:`level_window` -- the model input for one study;
+* :class:`TensorCache` -- preprocessed windows on disk;
+* :class:`DataError` -- raised for bad input, naming the file, study or series.
+"""
+
+from lss.data.cache import CacheStats, TensorCache, default_cache_dir
+from lss.data.dicom import Series, SeriesHeader, decode_slice, read_series, scan_series
+from lss.data.tables import (
+    SERIES_FOR_CONDITION,
+    DataError,
+    Tables,
+    build_index,
+    load_tables,
+    series_dir,
+)
+from lss.data.window import (
+    Window,
+    crop_slice,
+    level_window,
+    resize_slice,
+    scale_unit,
+    window_indices,
+)
+
+__all__ = [
+    "DataError",
+    "Tables",
+    "load_tables",
+    "build_index",
+    "series_dir",
+    "SERIES_FOR_CONDITION",
+    "Series",
+    "SeriesHeader",
+    "read_series",
+    "scan_series",
+    "decode_slice",
+    "Window",
+    "level_window",
+    "window_indices",
+    "resize_slice",
+    "crop_slice",
+    "scale_unit",
+    "TensorCache",
+    "CacheStats",
+    "default_cache_dir",
+]

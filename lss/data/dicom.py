@@ -1,0 +1,231 @@
+"""Reading one DICOM series in spatial order.
+
+All DICOM geometry lives here. Slices are ordered by their position in space:
+``ImagePositionPatient`` projected on the slice normal (the cross product of the two
+``ImageOrientationPatient`` directions), averaged over the series so that short angled
+stacks, one per disc, still share one axis. Neither file names nor ``InstanceNumber``
+give that order in the RSNA data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from lss.data.tables import DataError
+
+__all__ = ["SeriesHeader", "Series", "scan_series", "read_series", "decode_slice"]
+
+_HEADER_TAGS = [
+    "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+    "Rows", "Columns", "SliceThickness",
+]
+
+
+@dataclass(frozen=True)
+class SeriesHeader:
+    """What the headers of a series say, in spatial order, without pixel data.
+
+    Attributes
+    ----------
+    series_dir : Path
+    paths : tuple of Path, (Z,)
+        One file per slice, in spatial order.
+    instance_numbers : (Z,) int ndarray
+    positions : (Z,) float ndarray
+        Position of each slice along the series' mean normal, in mm, increasing.
+    pixel_spacing : (2,) float ndarray
+        Row spacing and column spacing in mm (DICOM ``PixelSpacing`` order).
+    shape : tuple of int
+        (rows, columns) of every slice.
+    """
+
+    series_dir: Path
+    paths: tuple[Path, ...]
+    instance_numbers: np.ndarray
+    positions: np.ndarray
+    pixel_spacing: np.ndarray
+    shape: tuple[int, int]
+
+    def index_of(self, instance_number: int) -> int:
+        """Spatial index of a slice given its instance number."""
+        hits = np.flatnonzero(self.instance_numbers == int(instance_number))
+        if len(hits) == 0:
+            raise DataError(
+                f"Instance {instance_number} not in series {self.series_dir} (instances "
+                f"{self.instance_numbers.min()}..{self.instance_numbers.max()}, "
+                f"{len(self.instance_numbers)} files)"
+            )
+        return int(hits[0])
+
+
+@dataclass(frozen=True)
+class Series(SeriesHeader):
+    """A series with its pixels: ``volume`` is (Z, H, W) float32 in spatial order,
+    with RescaleSlope/RescaleIntercept applied and MONOCHROME1 inverted."""
+
+    volume: np.ndarray = None  # type: ignore[assignment]
+
+
+def _list_files(series_dir: Path) -> list[Path]:
+    if not series_dir.is_dir():
+        raise DataError(f"Series folder not found: {series_dir}")
+    files, strays = [], []
+    for p in series_dir.iterdir():
+        if p.name.startswith("."):
+            continue  # editor and OS droppings (.DS_Store); never image data
+        (files if p.suffix.lower() == ".dcm" and p.is_file() else strays).append(p)
+    if strays:
+        raise DataError(f"Unexpected non-.dcm entry {strays[0]} in series folder {series_dir}")
+    if not files:
+        raise DataError(f"No .dcm files in series folder {series_dir}")
+    return files
+
+
+def _read(path: Path, *, pixels: bool) -> pydicom.Dataset:
+    try:
+        if pixels:
+            return pydicom.dcmread(path)
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    except InvalidDicomError as exc:
+        raise DataError(f"Not a DICOM file: {path} ({exc})") from exc
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"Corrupt DICOM file: {path} ({type(exc).__name__}: {exc})") from exc
+
+
+def _geometry(ds: pydicom.Dataset, path: Path) -> tuple[int, np.ndarray, np.ndarray,
+                                                        np.ndarray, tuple[int, int]]:
+    missing = [t for t in _HEADER_TAGS[:5] if t not in ds]
+    if missing:
+        raise DataError(f"{path}: missing DICOM tag(s) {', '.join(missing)}")
+    try:
+        iop = np.asarray(ds.ImageOrientationPatient, dtype=float)
+        ipp = np.asarray(ds.ImagePositionPatient, dtype=float)
+        spacing = np.asarray(ds.PixelSpacing, dtype=float)
+        inst = int(ds.InstanceNumber)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: malformed geometry tag ({exc})") from exc
+    if iop.shape != (6,) or ipp.shape != (3,) or spacing.shape != (2,):
+        raise DataError(f"{path}: malformed ImageOrientationPatient/ImagePositionPatient")
+    normal = np.cross(iop[:3], iop[3:])
+    norm = np.linalg.norm(normal)
+    if norm < 1e-6:
+        raise DataError(f"{path}: ImageOrientationPatient {iop.tolist()} has no normal")
+    return inst, ipp, normal / norm, spacing, (int(ds.Rows), int(ds.Columns))
+
+
+def _order(paths: list[Path], headers: list[pydicom.Dataset], series_dir: Path):
+    geo = [_geometry(ds, p) for ds, p in zip(headers, paths, strict=True)]
+    first = geo[0][4]
+    for p, g in zip(paths, geo, strict=True):
+        if g[4] != first:
+            raise DataError(
+                f"Mixed image sizes in series {series_dir}: {p.name} is {g[4][0]}x{g[4][1]}, "
+                f"{paths[0].name} is {first[0]}x{first[1]}"
+            )
+    inst = np.array([g[0] for g in geo], dtype=np.int64)
+    uniq, counts = np.unique(inst, return_counts=True)
+    if (counts > 1).any():
+        dup = int(uniq[counts > 1][0])
+        names = [p.name for p, i in zip(paths, inst, strict=True) if i == dup]
+        raise DataError(f"Duplicate instance number {dup} in series {series_dir}: {names}")
+    normals = np.stack([g[2] for g in geo])
+    normals *= np.sign(normals @ normals[0])[:, None]  # one orientation for all slices
+    axis = normals.mean(axis=0)
+    axis /= np.linalg.norm(axis)
+    pos = np.stack([g[1] for g in geo]) @ axis
+    order = np.argsort(pos, kind="stable")
+    return order, inst[order], pos[order], geo[0][3], geo[0][4]
+
+
+def decode_slice(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """Pixels of one dataset as float32 with rescale applied and MONOCHROME1 inverted.
+
+    Raises :class:`DataError` naming ``path`` for a missing PixelData, truncated pixel
+    data, or a compressed transfer syntax whose decoder is not installed.
+    """
+    if "PixelData" not in ds:
+        raise DataError(f"No PixelData in {path}")
+    try:
+        arr = ds.pixel_array
+    except (NotImplementedError, RuntimeError) as exc:
+        ts = ds.file_meta.get("TransferSyntaxUID", "unknown")
+        name = getattr(ts, "name", ts)
+        if "missing dependencies" in str(exc) or "no pixel data decoders" in str(exc).lower():
+            needs = "; ".join(line.strip() for line in str(exc).splitlines()[1:]) or str(exc)
+            raise DataError(
+                f"Cannot decode {path}: transfer syntax {name} needs a decoder that is not "
+                f"installed ({needs}); e.g. `pip install pylibjpeg pylibjpeg-libjpeg "
+                f"pylibjpeg-openjpeg` or `pip install python-gdcm`"
+            ) from exc
+        raise DataError(f"Corrupt compressed pixel data ({name}) in {path} ({exc})") from exc
+    except (ValueError, AttributeError, EOFError, OSError) as exc:
+        raise DataError(f"Corrupt pixel data in {path} ({exc})") from exc
+    if arr.ndim != 2:
+        raise DataError(f"{path}: expected one 2-D frame, got pixel array of shape {arr.shape}")
+    out = arr.astype(np.float32)
+    if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+        out = np.float32(2 ** int(ds.get("BitsStored", 16)) - 1) - out
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    if slope != 1.0:
+        out *= np.float32(slope)
+    if intercept != 0.0:
+        out += np.float32(intercept)
+    return out
+
+
+def scan_series(series_dir: str | Path) -> SeriesHeader:
+    """Read the headers of every ``.dcm`` in a folder and order the slices in space.
+
+    Only the geometry tags are parsed, so this is cheap; use it to pick slices before
+    decoding them (see :func:`lss.data.level_window`).
+
+    Raises
+    ------
+    DataError
+        For a missing or empty folder, a non-``.dcm`` entry, a file that is not DICOM
+        or is corrupt, missing geometry tags, mixed image sizes or a duplicate instance
+        number -- naming the file or folder.
+    """
+    series_dir = Path(series_dir)
+    paths = _list_files(series_dir)
+    headers = [_read(p, pixels=False) for p in paths]
+    order, inst, pos, spacing, shape = _order(paths, headers, series_dir)
+    return SeriesHeader(series_dir, tuple(paths[i] for i in order), inst, pos, spacing, shape)
+
+
+def read_series(series_dir: str | Path) -> Series:
+    """Read every ``.dcm`` of a series with pydicom, in spatial order.
+
+    Parameters
+    ----------
+    series_dir : str or Path
+        ``.../train_images/<study_id>/<series_id>``.
+
+    Returns
+    -------
+    Series
+        ``volume`` (Z, H, W) float32, ``instance_numbers`` (Z,), ``positions`` (Z,) in mm
+        along the series normal, increasing; RescaleSlope/Intercept applied and
+        MONOCHROME1 inverted.
+
+    Raises
+    ------
+    DataError
+        As :func:`scan_series`, and for a file without PixelData, truncated pixel data,
+        or a compressed file whose decoder is missing (the message says what to install).
+    """
+    series_dir = Path(series_dir)
+    paths = _list_files(series_dir)
+    datasets = [_read(p, pixels=True) for p in paths]
+    order, inst, pos, spacing, shape = _order(paths, datasets, series_dir)
+    volume = np.empty((len(paths), *shape), dtype=np.float32)
+    for k, i in enumerate(order):
+        volume[k] = decode_slice(datasets[i], paths[i])
+    return Series(series_dir, tuple(paths[i] for i in order), inst, pos, spacing, shape,
+                  volume=volume)

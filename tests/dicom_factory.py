@@ -1,0 +1,132 @@
+"""Tiny DICOM files for tests, written with pydicom (no phantom, no real data).
+
+Each function writes exactly what a test needs to control: geometry, rescale,
+photometric interpretation, transfer syntax, missing pixel data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import JPEG2000, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+
+def write_slice(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    instance: int,
+    position: tuple[float, float, float],
+    orientation: tuple[float, ...] = (1, 0, 0, 0, 1, 0),
+    spacing: tuple[float, float] = (0.7, 0.7),
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    photometric: str = "MONOCHROME2",
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    with_pixels: bool = True,
+) -> Path:
+    """Write one MR slice; ``pixels`` are the stored (pre-rescale) uint16 values."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = transfer_syntax
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MR"
+    ds.SeriesDescription = "Axial T2"
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing = [float(v) for v in spacing]
+    ds.SliceThickness = 4.0
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = intercept
+    if with_pixels:
+        if transfer_syntax == ExplicitVRLittleEndian:
+            ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+        else:  # encapsulated bytes that only a real codec could decode
+            from pydicom.encaps import encapsulate
+
+            ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 64])
+            ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_series(
+    folder: Path,
+    n: int = 6,
+    *,
+    shape: tuple[int, int] = (16, 16),
+    first_instance: int = 1,
+    instances_toward_feet: bool = True,
+    shuffle_names: bool = False,
+    tilt_deg: float = 0.0,
+    seed: int = 0,
+    **kwargs,
+) -> list[float]:
+    """Write ``n`` slices whose pixel value encodes their spatial rank.
+
+    Slice at z = 4*k (k = 0..n-1, k = 0 lowest) has every pixel equal to 100*(k+1), so a
+    correctly ordered volume has increasing means. Instance numbers run opposite to z
+    when ``instances_toward_feet`` (as often in RSNA data). File names are the instance
+    numbers, or random names when ``shuffle_names``. Returns the z positions.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    t = np.deg2rad(tilt_deg)
+    orientation = (1, 0, 0, 0, np.cos(t), np.sin(t))
+    names = rng.permutation(n) + 1000 if shuffle_names else None
+    zs = []
+    for k in range(n):
+        inst = first_instance + (n - 1 - k if instances_toward_feet else k)
+        z = 4.0 * k
+        name = f"{names[k]}.dcm" if names is not None else f"{inst}.dcm"
+        write_slice(folder / name, np.full(shape, 100 * (k + 1), np.uint16), instance=inst,
+                    position=(0.0, 0.0, z), orientation=orientation, **kwargs)
+        zs.append(z)
+    return zs
+
+
+def write_tables(root: Path, studies: dict[int, dict]) -> None:
+    """Write the three RSNA tables for ``studies``.
+
+    ``studies[study_id] = {"label": "Moderate" | None, "series": [(series_id, desc)],
+    "coord": (series_id, instance, x, y) | None}``; every other label is Normal/Mild.
+    """
+    import pandas as pd
+
+    from lss.data.tables import TRAIN_COLUMNS
+
+    train, series, coords = [], [], []
+    for sid, s in studies.items():
+        row = {c: "Normal/Mild" for c in TRAIN_COLUMNS[1:]}
+        row["study_id"] = sid
+        row["left_subarticular_stenosis_l4_l5"] = s.get("label")
+        train.append(row)
+        series += [(sid, ser, desc) for ser, desc in s["series"]]
+        if s.get("coord"):
+            ser, inst, x, y = s["coord"]
+            coords.append((sid, ser, inst, "Left Subarticular Stenosis", "L4/L5", x, y))
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(train, columns=list(TRAIN_COLUMNS)).to_csv(root / "train.csv", index=False)
+    pd.DataFrame(series, columns=["study_id", "series_id", "series_description"]).to_csv(
+        root / "train_series_descriptions.csv", index=False)
+    pd.DataFrame(coords, columns=["study_id", "series_id", "instance_number", "condition",
+                                  "level", "x", "y"]).to_csv(
+        root / "train_label_coordinates.csv", index=False)
+
+
+__all__ = ["write_slice", "write_series", "write_tables", "pydicom", "JPEG2000"]
