@@ -1,0 +1,431 @@
+"""The paper's CNN-LSTM, written against backend-neutral Keras 3.
+
+A small 2-D CNN encodes each axial slice into a feature vector, an LSTM reads the
+slices of one level window in order, and a softmax layer grades the stenosis as
+Normal/Mild, Moderate or Severe (:data:`lss.config.SEVERITIES`). Everything here uses
+``keras``, ``keras.layers`` and ``keras.ops`` only, so the same code builds and trains
+under ``KERAS_BACKEND=tensorflow`` and ``KERAS_BACKEND=jax``.
+
+Input layout is ``(batch, n_slices, image_size, image_size, 1)``: the slices of one
+study are one volume, ordered along the patient axis, with one grey channel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+from keras import layers
+
+from lss.config import SEVERITIES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lss.config import Config
+
+__all__ = [
+    "SliceAugmentation",
+    "build_augmentation",
+    "build_cnn_lstm",
+    "build_from_config",
+    "compile_model",
+    "count_flops",
+    "load_model",
+]
+
+
+@keras.saving.register_keras_serializable(package="lss")
+class SliceAugmentation(layers.Layer):
+    """Random rotation, zoom and flip, the same for every slice of a volume.
+
+    The slices of a study are one volume, so one sample's slices must move together:
+    the layer moves the slices to the channel axis, ``(B, Z, H, W, 1) -> (B, H, W, Z)``,
+    applies :class:`keras.layers.RandomRotation`, :class:`keras.layers.RandomZoom` and
+    :class:`keras.layers.RandomFlip` (which draw one transform per sample and apply it
+    to all channels), and moves them back. Different samples of a batch get different
+    transforms. Only active with ``training=True``; otherwise the identity.
+
+    Parameters
+    ----------
+    rotation_degrees : float
+        Rotations are drawn uniformly from ``[-rotation_degrees, rotation_degrees]``.
+        0 disables rotation.
+    zoom : float
+        Zoom factors are drawn from ``[-zoom, zoom]`` (Keras: negative zooms in),
+        the same in both axes. 0 disables zoom.
+    horizontal_flip : bool
+        Mirror left-right with probability 1/2. Wrong for a label that names a side:
+        in radiological convention the patient's left is on the image's right, so a
+        flip moves a left-sided lesion to the image's left, where the right recess is,
+        while the label still says "left". The paper used it; it is kept to reproduce
+        the paper and should be off for side-specific targets.
+    seed : int or None
+        Seed of the random transforms (each sub-layer gets ``seed + i``).
+
+    Notes
+    -----
+    Pixels moved in from outside the image are filled with 0 (the background of an
+    intensity-scaled MRI slice), using bilinear interpolation.
+
+    Input and output shape: ``(batch, n_slices, height, width, 1)``.
+    """
+
+    def __init__(
+        self,
+        rotation_degrees: float = 0.0,
+        zoom: float = 0.0,
+        horizontal_flip: bool = False,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _check_augmentation_args(rotation_degrees, zoom, horizontal_flip)
+        self.rotation_degrees = float(rotation_degrees)
+        self.zoom = float(zoom)
+        self.horizontal_flip = bool(horizontal_flip)
+        self.seed = None if seed is None else int(seed)
+
+        def sub_seed(i: int) -> int | None:
+            return None if self.seed is None else self.seed + i
+
+        self._transforms: list[layers.Layer] = []
+        if self.rotation_degrees > 0:
+            self._transforms.append(
+                layers.RandomRotation(
+                    self.rotation_degrees / 360.0,
+                    fill_mode="constant",
+                    fill_value=0.0,
+                    interpolation="bilinear",
+                    seed=sub_seed(0),
+                    name="rotation",
+                )
+            )
+        if self.zoom > 0:
+            self._transforms.append(
+                layers.RandomZoom(
+                    (-self.zoom, self.zoom),
+                    fill_mode="constant",
+                    fill_value=0.0,
+                    interpolation="bilinear",
+                    seed=sub_seed(1),
+                    name="zoom",
+                )
+            )
+        if self.horizontal_flip:
+            self._transforms.append(layers.RandomFlip("horizontal", seed=sub_seed(2), name="flip"))
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if len(input_shape) != 5 or input_shape[-1] != 1:
+            raise ValueError(
+                f"{self.name} expects input of shape (batch, n_slices, height, width, 1), "
+                f"got {tuple(input_shape)}"
+            )
+        _, n_slices, height, width, _ = input_shape
+        for t in self._transforms:
+            t.build((None, height, width, n_slices))
+        self.built = True
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training or not self._transforms:
+            return inputs
+        x = keras.ops.squeeze(inputs, axis=-1)  # (B, Z, H, W)
+        x = keras.ops.transpose(x, (0, 2, 3, 1))  # (B, H, W, Z): slices as channels
+        for t in self._transforms:
+            x = t(x, training=True)
+        x = keras.ops.transpose(x, (0, 3, 1, 2))  # (B, Z, H, W)
+        return keras.ops.expand_dims(x, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            rotation_degrees=self.rotation_degrees,
+            zoom=self.zoom,
+            horizontal_flip=self.horizontal_flip,
+            seed=self.seed,
+        )
+        return config
+
+
+def _check_augmentation_args(rotation_degrees: float, zoom: float, horizontal_flip: bool) -> None:
+    if not 0 <= rotation_degrees <= 180:
+        raise ValueError(f"rotation_degrees must be in [0, 180], got {rotation_degrees}")
+    if not 0 <= zoom < 1:
+        raise ValueError(f"zoom must be in [0, 1), got {zoom}")
+    if not isinstance(horizontal_flip, bool):
+        raise ValueError(f"horizontal_flip must be True or False, got {horizontal_flip!r}")
+
+
+def build_augmentation(
+    *,
+    rotation_degrees: float,
+    zoom: float,
+    horizontal_flip: bool,
+    seed: int | None = None,
+) -> SliceAugmentation | None:
+    """A :class:`SliceAugmentation` layer, or ``None`` when every transform is off.
+
+    Parameters
+    ----------
+    rotation_degrees, zoom, horizontal_flip, seed
+        As in :class:`SliceAugmentation` (and ``TrainConfig``). See there why
+        ``horizontal_flip`` is wrong for a left- or right-sided label.
+
+    Returns
+    -------
+    SliceAugmentation or None
+        Pass it to ``build_cnn_lstm(augmentation=...)``.
+
+    Examples
+    --------
+    >>> build_augmentation(rotation_degrees=0, zoom=0, horizontal_flip=False) is None
+    True
+    >>> build_augmentation(rotation_degrees=10, zoom=0.1, horizontal_flip=False).name
+    'augmentation'
+    """
+    _check_augmentation_args(rotation_degrees, zoom, horizontal_flip)
+    if rotation_degrees == 0 and zoom == 0 and not horizontal_flip:
+        return None
+    return SliceAugmentation(
+        rotation_degrees=rotation_degrees,
+        zoom=zoom,
+        horizontal_flip=horizontal_flip,
+        seed=seed,
+        name="augmentation",
+    )
+
+
+def build_cnn_lstm(
+    n_slices: int,
+    image_size: int = 128,
+    n_classes: int = len(SEVERITIES),
+    *,
+    filters: Sequence[int] = (32, 64, 128),
+    lstm_units: int = 64,
+    dense_units: int = 64,
+    dropout: float = 0.3,
+    augmentation: layers.Layer | None = None,
+    name: str = "cnn_lstm",
+) -> keras.Model:
+    """The paper's CNN-LSTM (uncompiled; see :func:`compile_model`).
+
+    ``volume (B, Z, S, S, 1) -> [augmentation] -> TimeDistributed(slice_cnn) (B, Z, F)
+    -> LSTM (B, lstm_units) -> Dropout -> Dense(dense_units, relu) -> Dense(n_classes,
+    softmax) (B, n_classes)``, where ``slice_cnn`` is one block ``Conv2D(f, 3x3, same,
+    relu) -> MaxPooling2D(2)`` per entry ``f`` of ``filters`` followed by
+    ``GlobalAveragePooling2D``, so ``F = filters[-1]``. The parameter count does not
+    depend on ``n_slices`` or ``image_size``.
+
+    Parameters
+    ----------
+    n_slices : int
+        Slices per volume, ``Z``.
+    image_size : int
+        Height and width of a slice, ``S``; must survive ``len(filters)`` halvings.
+    n_classes : int
+        Outputs of the softmax (3: the severities).
+    filters : sequence of int
+        Filters of each convolution block.
+    lstm_units, dense_units : int
+        Width of the LSTM and of the hidden dense layer.
+    dropout : float
+        Dropout rate after the LSTM, in [0, 1).
+    augmentation : keras.layers.Layer or None
+        A layer applied to the input first, e.g. from :func:`build_augmentation`.
+    name : str
+        Model name.
+
+    Returns
+    -------
+    keras.Model
+        Input ``"volume"`` of shape ``(None, n_slices, image_size, image_size, 1)``,
+        output ``(None, n_classes)`` of probabilities.
+
+    Examples
+    --------
+    >>> model = build_cnn_lstm(4, 32)
+    >>> model.output_shape
+    (None, 3)
+    >>> model.count_params()
+    146435
+    """
+    _check_positive_int(n_slices, "n_slices")
+    _check_positive_int(image_size, "image_size")
+    if n_classes < 2 or int(n_classes) != n_classes:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes}")
+    filters = tuple(filters)
+    if not filters:
+        raise ValueError("filters must name at least one convolution block, got ()")
+    for f in filters:
+        _check_positive_int(f, "each entry of filters")
+    if image_size < 2 ** len(filters):
+        raise ValueError(
+            f"image_size {image_size} is too small for {len(filters)} pooling steps; "
+            f"need at least {2 ** len(filters)}"
+        )
+    _check_positive_int(lstm_units, "lstm_units")
+    _check_positive_int(dense_units, "dense_units")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if augmentation is not None and not isinstance(augmentation, layers.Layer):
+        raise ValueError(f"augmentation must be a keras Layer or None, got {augmentation!r}")
+
+    slice_cnn = keras.Sequential(name="slice_cnn")
+    slice_cnn.add(keras.Input(shape=(image_size, image_size, 1), name="slice"))
+    for i, f in enumerate(filters, start=1):
+        slice_cnn.add(layers.Conv2D(int(f), 3, padding="same", activation="relu", name=f"conv{i}"))
+        slice_cnn.add(layers.MaxPooling2D(2, name=f"pool{i}"))
+    slice_cnn.add(layers.GlobalAveragePooling2D(name="gap"))
+
+    volume = keras.Input(shape=(n_slices, image_size, image_size, 1), name="volume")
+    x = volume
+    if augmentation is not None:
+        x = augmentation(x)
+    x = layers.TimeDistributed(slice_cnn, name="slice_features")(x)
+    x = layers.LSTM(lstm_units, name="lstm")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    out = layers.Dense(int(n_classes), activation="softmax", name="severity")(x)
+    return keras.Model(volume, out, name=name)
+
+
+def _check_positive_int(value: Any, what: str) -> None:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+def compile_model(model: keras.Model, *, learning_rate: float = 1e-4) -> keras.Model:
+    """Compile as in the paper: Adam, categorical cross-entropy, accuracy.
+
+    Labels for ``fit`` must therefore be one-hot, shape ``(N, n_classes)``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled in place and returned, for chaining.
+    learning_rate : float
+        Adam's learning rate (paper: 1e-4).
+    """
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def build_from_config(cfg: Config) -> keras.Model:
+    """Build and compile the model a :class:`lss.config.Config` describes.
+
+    Uses ``cfg.preprocess.n_slices`` and ``image_size``, and from ``cfg.train`` the
+    architecture (``cnn_filters``, ``lstm_units``, ``dense_units``, ``dropout``), the
+    augmentation (``rotation_degrees``, ``zoom``, ``horizontal_flip``, ``seed``) and
+    ``learning_rate``.
+
+    Examples
+    --------
+    >>> from lss.config import Config
+    >>> build_from_config(Config().replace(n_slices=4, image_size=32)).input_shape
+    (None, 4, 32, 32, 1)
+    """
+    tr = cfg.train
+    augmentation = build_augmentation(
+        rotation_degrees=tr.rotation_degrees,
+        zoom=tr.zoom,
+        horizontal_flip=tr.horizontal_flip,
+        seed=tr.seed,
+    )
+    model = build_cnn_lstm(
+        cfg.preprocess.n_slices,
+        cfg.preprocess.image_size,
+        len(SEVERITIES),
+        filters=tr.cnn_filters,
+        lstm_units=tr.lstm_units,
+        dense_units=tr.dense_units,
+        dropout=tr.dropout,
+        augmentation=augmentation,
+    )
+    return compile_model(model, learning_rate=tr.learning_rate)
+
+
+def count_flops(model: keras.Model) -> int:
+    """Analytic forward-pass FLOPs for one sample (multiply-adds counted as 2).
+
+    Counted per layer, with shapes without the batch axis:
+
+    * ``Conv2D``: ``2 * H_out * W_out * C_out * kh * kw * C_in / groups``
+    * ``Dense``: ``2 * d_in * units`` per input vector
+    * ``LSTM``: ``2 * T * 4 * units * (d_in + units)`` (four gates, input and
+      recurrent matrix products, each of ``T`` steps)
+    * ``TimeDistributed``: the wrapped layer's count times the number of steps
+    * nested models: the sum over their layers
+
+    Biases, activations, gate element-wise products, pooling, dropout and
+    augmentation are ignored (they are a few percent at most). A layer with weights
+    of another kind raises ``ValueError`` rather than being silently counted as 0.
+
+    Examples
+    --------
+    >>> count_flops(build_cnn_lstm(8, 128))  # about 2.49 GFLOP per sample
+    2492211584
+    """
+    return int(_flops(model))
+
+
+def _flops(layer: layers.Layer) -> int:
+    if isinstance(layer, layers.TimeDistributed):
+        steps = layer.input.shape[1]
+        if steps is None:
+            raise ValueError(f"count_flops needs a fixed number of steps in '{layer.name}'")
+        return steps * _flops(layer.layer)
+    if isinstance(layer, keras.Model):
+        return sum(_flops(sub) for sub in layer.layers)
+    if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.Conv2DTranspose):
+        _, h, w, c_out = layer.output.shape
+        c_in = layer.input.shape[-1]
+        kh, kw = layer.kernel_size
+        return 2 * h * w * c_out * kh * kw * c_in // layer.groups
+    if isinstance(layer, layers.Dense):
+        d_in = layer.input.shape[-1]
+        vectors = math.prod(layer.input.shape[1:-1])
+        return 2 * vectors * d_in * layer.units
+    if isinstance(layer, layers.LSTM):
+        _, steps, d_in = layer.input.shape
+        return 2 * steps * 4 * layer.units * (d_in + layer.units)
+    if layer.trainable_weights:
+        raise ValueError(
+            f"count_flops does not know layer '{layer.name}' ({type(layer).__name__}), "
+            "which has weights"
+        )
+    return 0
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a model saved with ``model.save("....keras")``, safely.
+
+    ``safe_mode=True``: a file that would deserialize a ``Lambda`` or other Python
+    bytecode is refused, so loading a file from elsewhere cannot run its code. The
+    ``lss`` custom layers are registered.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.keras`` file. The optimizer, loss and metrics are restored when the
+        model was saved compiled.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Expected a '.keras' file, got '{path}'")
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file not found: {path}")
+    return keras.models.load_model(
+        path,
+        custom_objects={"lss>SliceAugmentation": SliceAugmentation},
+        safe_mode=True,
+    )
