@@ -1,0 +1,172 @@
+"""Tests for lss.metrics against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+
+from lss.metrics import (
+    calibration_table,
+    classification_report,
+    evaluate,
+    format_report,
+    majority_baseline,
+    prior_baseline,
+    rsna_log_loss,
+)
+
+Y = np.array([0, 1, 2, 0])
+P = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.5, 0.3, 0.2]])
+
+
+def test_classification_report_by_hand():
+    r = classification_report(Y, P)
+    # predictions 0, 1, 0, 0: the Severe row is called Normal/Mild
+    assert r["n"] == 4
+    assert r["accuracy"] == 0.75
+    assert r["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert r["per_class"]["Normal/Mild"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
+    )
+    assert r["per_class"]["Severe"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert r["macro"]["f1"] == pytest.approx((0.8 + 1.0 + 0.0) / 3)
+    assert r["macro"]["precision"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert r["balanced_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_balanced_accuracy_matches_sklearn_with_absent_class():
+    y = np.array([0, 0, 1, 1, 1])  # no Severe
+    p = np.eye(3)[[0, 1, 1, 1, 2]]
+    with pytest.warns(UserWarning):  # sklearn warns about the absent class; we do not
+        expected = balanced_accuracy_score(y, p.argmax(axis=1))
+    assert classification_report(y, p)["balanced_accuracy"] == pytest.approx(expected)
+    assert expected == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_rsna_log_loss_by_hand():
+    y = [0, 1, 2]
+    p = [[0.5, 0.25, 0.25], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]]
+    expected = -(1 * math.log(0.5) + 2 * math.log(0.6) + 4 * math.log(0.8)) / 7
+    assert rsna_log_loss(y, p) == pytest.approx(expected, rel=1e-12)
+    unweighted = -(math.log(0.5) + math.log(0.6) + math.log(0.8)) / 3
+    assert rsna_log_loss(y, p, weights=(1, 1, 1)) == pytest.approx(unweighted, rel=1e-12)
+
+
+def test_rsna_log_loss_renormalises_and_clips():
+    # rows are divided by their sum: (2, 1, 1) is (.5, .25, .25)
+    assert rsna_log_loss([0], [[2.0, 1.0, 1.0]]) == pytest.approx(math.log(2))
+    # a confident mistake costs -log(eps), not infinity
+    assert rsna_log_loss([2], [[1.0, 0.0, 0.0]]) == pytest.approx(-math.log(1e-15), rel=1e-6)
+    assert rsna_log_loss([2], [[1.0, 0.0, 0.0]], eps=1e-3) == pytest.approx(
+        -math.log(1e-3 / 1.002), rel=1e-9
+    )
+
+
+def test_inputs_are_not_modified():
+    y = pd.Series([0, 1, 2])
+    p = np.array([[2.0, 1.0, 1.0], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6]])
+    y0, p0 = y.copy(), p.copy()
+    rsna_log_loss(y, p)
+    classification_report(y, p)
+    evaluate(y, p, y_train=y)
+    calibration_table(y, p)
+    pd.testing.assert_series_equal(y, y0)
+    np.testing.assert_array_equal(p, p0)
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "match"),
+    [
+        ([0, 1], [[0.5, 0.5, 0.0]], "proba has 1 rows but y_true has 2 labels"),
+        ([0], [[0.5, 0.5]], r"proba must have shape \(N, 3\), got \(1, 2\)"),
+        ([0], [[np.nan, 0.5, 0.5]], "proba contains 1 NaN or infinite value"),
+        ([0], [[-0.1, 0.6, 0.5]], "proba contains 1 negative value"),
+        ([0, 1], [[0.0, 0.0, 0.0], [1.0, 0, 0]], r"proba rows \[0\] sum to 0"),
+        ([0, 3], [[1.0, 0, 0]] * 2, r"class indices in \[0, 2\], got \[3\]"),
+        ([0.0, 1.5], [[1.0, 0, 0]] * 2, "non-integer values"),
+        ([np.nan], [[1.0, 0, 0]], "y_true contains 1 NaN"),
+        (np.eye(3), np.eye(3), r"1-D class indices, got shape \(3, 3\); use y.argmax"),
+        (["Severe"], [[1.0, 0, 0]], "must hold integer class indices, got dtype <U6"),
+        ([], np.zeros((0, 3)), "y_true is empty"),
+    ],
+)
+def test_bad_input_raises(y, p, match):
+    with pytest.raises(ValueError, match=match):
+        rsna_log_loss(y, p)
+
+
+def test_bad_weights_and_eps():
+    with pytest.raises(ValueError, match="weights must be positive"):
+        rsna_log_loss([0], [[1.0, 0, 0]], weights=(1, 0, 4))
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 1/3\), got 0.5"):
+        rsna_log_loss([0], [[1.0, 0, 0]], eps=0.5)
+
+
+def test_majority_baseline_by_hand():
+    y_train = [0, 0, 0, 1, 2, 2]
+    y_val = [0, 1, 2, 2, 0]
+    b = majority_baseline(y_train, y_val)
+    assert b["class"] == "Normal/Mild" and b["class_index"] == 0
+    assert b["accuracy"] == pytest.approx(2 / 5)
+    assert b["balanced_accuracy"] == pytest.approx(1 / 3)
+    # Normal/Mild: precision 2/5, recall 1 -> F1 = 4/7; the others 0
+    assert b["macro_f1"] == pytest.approx(4 / 7 / 3)
+    # the training split decides, not the validation split
+    assert majority_baseline([2, 2, 0], [0, 0, 0])["accuracy"] == 0.0
+    # ties go to the milder grade
+    assert majority_baseline([1, 2, 2, 1], [1])["class"] == "Moderate"
+
+
+def test_prior_baseline_by_hand():
+    y_train = [0, 0, 0, 0, 0, 0, 1, 1, 2, 2]  # prior (.6, .2, .2)
+    y_val = [0, 1, 2]
+    b = prior_baseline(y_train, y_val)
+    assert b["prior"] == pytest.approx([0.6, 0.2, 0.2])
+    lp, lm, ls = -math.log(0.6), -math.log(0.2), -math.log(0.2)
+    assert b["log_loss"] == pytest.approx((lp + lm + ls) / 3)
+    assert b["rsna_log_loss"] == pytest.approx((1 * lp + 2 * lm + 4 * ls) / 7)
+
+
+def test_calibration_table_by_hand():
+    y = [0, 0, 1, 2]
+    p = [[0.95, 0.05, 0.0], [0.9, 0.1, 0.0], [0.65, 0.35, 0.0], [0.3, 0.3, 0.4]]
+    t = calibration_table(y, p, n_bins=5)
+    assert t.n.tolist() == [0, 0, 1, 1, 2]
+    assert t.upper.iloc[-1] == 1.0
+    last = t.iloc[-1]
+    assert last.confidence == pytest.approx(0.925) and last.accuracy == 1.0
+    assert t.accuracy.iloc[2] == 1.0 and t.accuracy.iloc[3] == 0.0  # (.4 right, .65 wrong)
+    assert np.isnan(t.confidence.iloc[0])
+    with pytest.raises(ValueError, match="n_bins must be a positive integer, got 0"):
+        calibration_table(y, p, n_bins=0)
+
+
+def test_evaluate_and_format_report():
+    rep = evaluate(Y, P, y_train=[0, 0, 1, 2])
+    assert rep["n_val"] == 4 and rep["n_train"] == 4
+    assert rep["model"]["accuracy"] == 0.75
+    assert rep["majority"]["accuracy"] == 0.5
+    assert rep["model"]["log_loss"] == pytest.approx(
+        -(2 * math.log(0.7) + math.log(0.1) + math.log(0.5)) / 4
+    )
+    text = format_report(rep, data_label="synthetic phantom (seed 0)")
+    lines = text.splitlines()
+    assert lines[0] == "Data: synthetic phantom (seed 0) (validation n = 4, training n = 4)"
+    assert lines[1].split() == ["metric", "model", "majority", "prior"]
+    assert lines[2].split() == ["accuracy", "0.750", "0.500", "-"]
+    assert lines[5].split()[-3:] == ["1.372", "-", "1.213"]
+    # aligned: every table row has the same width
+    assert len({len(line) for line in lines[1:7]}) == 1
+
+
+@pytest.mark.parametrize("label", ["", "   ", None])
+def test_format_report_requires_a_data_label(label):
+    rep = evaluate(Y, P, y_train=[0, 0, 1, 2])
+    with pytest.raises(ValueError, match="data_label must name the data"):
+        format_report(rep, data_label=label)
+    with pytest.raises(ValueError, match=r"report lacks \['prior'\]"):
+        format_report({"model": {}, "majority": {}}, data_label="x")
