@@ -1,0 +1,356 @@
+"""Reading a prediction: the paper's sentence, and where in the volume the model looked.
+
+* :func:`describe_prediction` / :func:`describe_predictions` turn probabilities into
+  the sentence the paper reports, e.g. ``"Left subarticular stenosis at L4/L5:
+  Moderate (p = 0.62)"``.
+* :func:`grad_cam` is Grad-CAM (Selvaraju et al., 2017) on the last convolution of the
+  per-slice CNN: one gradient pass, under TensorFlow or JAX.
+* :func:`occlusion_sensitivity` blanks one patch of one slice at a time and records
+  how much the class probability falls. It needs only ``model.predict``, so it runs on
+  every Keras backend, and it measures what the model actually uses; it costs one
+  forward pass per patch.
+
+Both maps are ``(n_slices, H, W)`` arrays in [0, 1], scaled by their maximum over the
+whole volume so that slices can be compared with each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from lss.config import SEVERITIES, condition_title
+
+__all__ = [
+    "describe_prediction",
+    "describe_predictions",
+    "grad_cam",
+    "occlusion_sensitivity",
+]
+
+#: Column of each class probability in :func:`describe_predictions` (the RSNA
+#: submission's spelling): "normal_mild", "moderate", "severe".
+_PROBA_COLUMNS = tuple(s.lower().replace("/", "_") for s in SEVERITIES)
+
+
+def _check_proba_row(proba: Any, what: str = "proba") -> np.ndarray:
+    p = np.array(proba, dtype=np.float64)
+    if p.shape != (len(SEVERITIES),):
+        raise ValueError(f"{what} must have {len(SEVERITIES)} entries, got shape {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError(f"{what} must be finite and non-negative, got {p.tolist()}")
+    if abs(p.sum() - 1) > 1e-3:
+        raise ValueError(f"{what} must sum to 1 (within 1e-3), got sum {p.sum():.6g}")
+    return p
+
+
+def describe_prediction(
+    proba: Sequence[float] | np.ndarray,
+    *,
+    condition: str = "left_subarticular_stenosis",
+    level: str = "L4/L5",
+) -> str:
+    """The predicted grade as a sentence, with its probability to two decimals.
+
+    Parameters
+    ----------
+    proba : (3,) array of float
+        Probabilities of Normal/Mild, Moderate, Severe; must sum to 1 (within 1e-3).
+    condition, level : str
+        The target, as in :func:`lss.config.condition_title`.
+
+    Examples
+    --------
+    >>> describe_prediction([0.30, 0.62, 0.08])
+    'Left subarticular stenosis at L4/L5: Moderate (p = 0.62)'
+    """
+    p = _check_proba_row(proba)
+    c = int(p.argmax())
+    return f"{condition_title(condition, level)}: {SEVERITIES[c]} (p = {p[c]:.2f})"
+
+
+def describe_predictions(
+    study_ids: Sequence[Any],
+    proba: np.ndarray,
+    *,
+    condition: str = "left_subarticular_stenosis",
+    level: str = "L4/L5",
+) -> pd.DataFrame:
+    """One row per study: the sentence, the predicted grade and the probabilities.
+
+    Parameters
+    ----------
+    study_ids : sequence
+        One unique ID per row of ``proba``.
+    proba : (N, 3) array of float
+        Rows as in :func:`describe_prediction`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``study_id``, ``prediction`` (a name from ``SEVERITIES``),
+        ``description``, and ``normal_mild``, ``moderate``, ``severe``.
+
+    Examples
+    --------
+    >>> df = describe_predictions([101, 102], [[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    >>> df.prediction.tolist()
+    ['Normal/Mild', 'Severe']
+    """
+    ids = list(study_ids)
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] != len(ids):
+        raise ValueError(
+            f"proba must have shape ({len(ids)}, {len(SEVERITIES)}) for {len(ids)} "
+            f"study_ids, got {p.shape}"
+        )
+    duplicated = pd.Series(ids)[pd.Series(ids).duplicated()].unique().tolist()
+    if duplicated:
+        raise ValueError(f"study_ids must be unique, got duplicates {duplicated[:10]}")
+    rows = []
+    for sid, row in zip(ids, p, strict=True):
+        checked = _check_proba_row(row, f"proba of study {sid}")
+        rows.append(
+            {
+                "study_id": sid,
+                "prediction": SEVERITIES[int(checked.argmax())],
+                "description": describe_prediction(checked, condition=condition, level=level),
+                **dict(zip(_PROBA_COLUMNS, checked.tolist(), strict=True)),
+            }
+        )
+    columns = ["study_id", "prediction", "description", *_PROBA_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _check_volume(model: keras.Model, volume: Any) -> np.ndarray:
+    """``volume`` as float32 ``(Z, H, W, 1)`` matching the model's input."""
+    v = np.asarray(volume, dtype=np.float32)
+    if v.ndim == 3:
+        v = v[..., None]
+    expected = tuple(model.input_shape[1:])
+    if v.ndim != 4 or any(
+        e is not None and e != s for e, s in zip(expected, v.shape, strict=False)
+    ):
+        raise ValueError(
+            f"volume must have shape {expected} (or without the channel axis), got "
+            f"{np.shape(volume)}"
+        )
+    if not np.isfinite(v).all():
+        raise ValueError("volume contains NaN or infinite values")
+    return v
+
+
+def _class_index(class_index: int | None, proba: np.ndarray) -> int:
+    if class_index is None:
+        return int(np.argmax(proba))
+    if isinstance(class_index, bool) or int(class_index) != class_index:
+        raise ValueError(f"class_index must be an integer or None, got {class_index!r}")
+    if not 0 <= class_index < proba.shape[-1]:
+        raise ValueError(f"class_index must be in [0, {proba.shape[-1] - 1}], got {class_index}")
+    return int(class_index)
+
+
+def _scale(m: np.ndarray) -> np.ndarray:
+    top = float(m.max())
+    out = m / top if top > 0 else np.zeros_like(m)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _split_for_grad_cam(
+    model: keras.Model, layer_name: str | None
+) -> tuple[keras.Model | None, list[keras.layers.Layer], list[keras.layers.Layer], keras.Model]:
+    """(prefix up to the per-slice CNN, CNN layers to the target, the rest, head)."""
+    wrappers = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.TimeDistributed)
+        and isinstance(layer.layer, keras.Sequential)
+    ]
+    if not wrappers:
+        raise ValueError(
+            f"model '{model.name}' has no TimeDistributed(keras.Sequential) slice CNN; "
+            "grad_cam needs one (use occlusion_sensitivity for other models)"
+        )
+    td = wrappers[0]
+    cnn_layers = list(td.layer.layers)
+    if layer_name is None:
+        convs = [layer for layer in cnn_layers if isinstance(layer, keras.layers.Conv2D)]
+        if not convs:
+            raise ValueError(f"slice CNN '{td.layer.name}' has no Conv2D layer")
+        target = convs[-1]
+    else:
+        names = [layer.name for layer in cnn_layers]
+        if layer_name not in names:
+            raise ValueError(
+                f"No layer named '{layer_name}' in slice CNN '{td.layer.name}'; "
+                f"its layers are {names}"
+            )
+        target = cnn_layers[names.index(layer_name)]
+    i = cnn_layers.index(target)
+    prefix = None if td.input is model.input else keras.Model(model.input, td.input)
+    head = keras.Model(td.output, model.output)
+    return prefix, cnn_layers[: i + 1], cnn_layers[i + 1 :], head
+
+
+def _gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
+    """d fn(x) / dx for a scalar function built from Keras layers."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = fn(xt)
+        return tape.gradient(y, xt).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(jax.numpy.asarray(x)))
+    raise NotImplementedError(
+        f"grad_cam supports the tensorflow and jax backends, not '{backend}'; "
+        "occlusion_sensitivity works on every backend"
+    )
+
+
+def grad_cam(
+    model: keras.Model,
+    volume: np.ndarray,
+    *,
+    class_index: int | None = None,
+    layer_name: str | None = None,
+) -> np.ndarray:
+    """Grad-CAM per slice on the last convolution of the per-slice CNN.
+
+    For slice ``z`` with feature maps ``A[z, :, :, k]`` of the chosen convolution and
+    ``g = d p_c / d A`` (the gradient of the class probability; the model ends in a
+    softmax and is not modified to expose logits),
+
+    ``alpha[z, k] = mean_{i,j} g[z, i, j, k]``,
+    ``cam[z] = relu(sum_k alpha[z, k] * A[z, :, :, k])``,
+
+    resized bilinearly to the slice size and divided by its maximum over the volume.
+
+    Grad-CAM weights whole feature channels, so it shows which slices and which
+    feature types drive the prediction; within a slice it highlights wherever those
+    features are active, which need not be where the model reads them. Use
+    :func:`occlusion_sensitivity` to check a region.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model with a ``TimeDistributed(keras.Sequential)`` slice CNN, as built by
+        :func:`lss.model.build_cnn_lstm`. Layers before it (augmentation) run in
+        inference mode.
+    volume : (Z, H, W) or (Z, H, W, 1) array
+        One study's level window, shaped like the model's input.
+    class_index : int or None
+        Class to explain; default: the predicted class.
+    layer_name : str or None
+        A layer of the slice CNN; default: its last ``Conv2D``.
+
+    Returns
+    -------
+    (Z, H, W) float32 ndarray in [0, 1]
+        All zeros when no feature supports the class.
+
+    Notes
+    -----
+    Gradients are taken with ``tf.GradientTape`` under the TensorFlow backend and
+    ``jax.grad`` under JAX; other backends raise ``NotImplementedError``.
+    """
+    v = _check_volume(model, volume)
+    prefix, front, back, head = _split_for_grad_cam(model, layer_name)
+    proba = keras.ops.convert_to_numpy(model(v[None], training=False))[0]
+    c = _class_index(class_index, proba)
+
+    x = v[None] if prefix is None else prefix(v[None], training=False)
+    x = keras.ops.reshape(x, v.shape)  # the slices as a batch: (Z, H, W, 1)
+    for layer in front:
+        x = layer(x, training=False)
+    features = keras.ops.convert_to_numpy(x)  # (Z, h, w, K)
+
+    def class_probability(a: Any) -> Any:
+        for layer in back:
+            a = layer(a, training=False)
+        a = keras.ops.reshape(a, (1, v.shape[0], -1))
+        return head(a, training=False)[0, c]
+
+    grads = _gradient(class_probability, features)
+    alpha = grads.mean(axis=(1, 2), keepdims=True)  # (Z, 1, 1, K)
+    cam = np.maximum((alpha * features).sum(axis=-1), 0.0)  # (Z, h, w)
+    cam = keras.ops.image.resize(cam[..., None], v.shape[1:3], interpolation="bilinear")
+    return _scale(keras.ops.convert_to_numpy(cam)[..., 0])
+
+
+def occlusion_sensitivity(
+    model: keras.Model,
+    volume: np.ndarray,
+    *,
+    class_index: int | None = None,
+    patch: int = 16,
+    stride: int | None = None,
+    fill: float = 0.0,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """How much the class probability falls when a patch of a slice is blanked.
+
+    For every slice ``z`` and every patch position (a grid with step ``stride``), the
+    patch of that slice alone is set to ``fill`` and the model is run; the map at each
+    pixel is the mean fall ``p_c(volume) - p_c(occluded)`` over the patches that cover
+    it, negatives set to 0, divided by its maximum over the volume.
+
+    Costs ``Z * ceil(H / stride) * ceil(W / stride)`` forward passes (512 for 8 slices of
+    128 x 128 with 16-pixel patches). Works on every Keras backend.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any model taking ``(batch, Z, H, W, 1)`` and returning class probabilities.
+    volume : (Z, H, W) or (Z, H, W, 1) array
+        One study's level window.
+    class_index : int or None
+        Class to explain; default: the predicted class.
+    patch : int
+        Side of the square patch, in pixels.
+    stride : int or None
+        Step between patches; default ``patch`` (no overlap).
+    fill : float
+        Value written into the patch (0 is background after intensity scaling).
+    batch_size : int
+        Occluded volumes per forward pass.
+
+    Returns
+    -------
+    (Z, H, W) float32 ndarray in [0, 1]
+    """
+    v = _check_volume(model, volume)
+    z, h, w, _ = v.shape
+    stride = patch if stride is None else stride
+    for value, what in ((patch, "patch"), (stride, "stride"), (batch_size, "batch_size")):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    if patch > min(h, w):
+        raise ValueError(f"patch {patch} is larger than the slice ({h} x {w})")
+    proba = np.asarray(model.predict_on_batch(v[None]))[0]
+    c = _class_index(class_index, proba)
+
+    tops = range(0, h, stride)
+    lefts = range(0, w, stride)
+    positions = [(s, r, q) for s in range(z) for r in tops for q in lefts]
+    drop = np.zeros((z, h, w))
+    cover = np.zeros((z, h, w))
+    for start in range(0, len(positions), batch_size):
+        chunk = positions[start : start + batch_size]
+        batch = np.repeat(v[None], batch_size, axis=0)  # full size: one traced shape
+        for i, (s, r, q) in enumerate(chunk):
+            batch[i, s, r : r + patch, q : q + patch] = fill
+        p = np.asarray(model.predict_on_batch(batch))[: len(chunk), c]
+        for (s, r, q), p_occluded in zip(chunk, p, strict=True):
+            drop[s, r : r + patch, q : q + patch] += proba[c] - p_occluded
+            cover[s, r : r + patch, q : q + patch] += 1
+    return _scale(np.maximum(drop / np.maximum(cover, 1), 0.0))
