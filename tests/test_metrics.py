@@ -1,9 +1,10 @@
-"""Tests for lss.metrics against values computed by hand."""
+"""Tests for lss.metrics against values computed by hand, and for the lss.plots figures."""
 
 from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,12 @@ from lss.metrics import (
     majority_baseline,
     prior_baseline,
     rsna_log_loss,
+)
+from lss.plots import (
+    plot_class_distribution,
+    plot_confusion_matrix,
+    plot_history,
+    plot_reliability,
 )
 
 Y = np.array([0, 1, 2, 0])
@@ -170,3 +177,89 @@ def test_format_report_requires_a_data_label(label):
         format_report(rep, data_label=label)
     with pytest.raises(ValueError, match=r"report lacks \['prior'\]"):
         format_report({"model": {}, "majority": {}}, data_label="x")
+
+
+# --- lss.plots: the figures built on these metrics -------------------------------------
+
+
+@pytest.fixture
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_plot_confusion_matrix(close_figures):
+    cm = [[2, 0, 0], [0, 1, 0], [1, 0, 0]]
+    ax = plot_confusion_matrix(cm, data_label="synthetic phantom (seed 0)")
+    assert _texts(ax) == ["2", "0", "0", "0", "1", "0", "1", "0", "0"]
+    assert ax.get_title() == "Confusion matrix\nsynthetic phantom (seed 0)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Normal/Mild", "Moderate", "Severe"]
+    assert ax.get_xlabel() == "Predicted" and ax.get_ylabel() == "True"
+    _, ax2 = plt.subplots()
+    out = plot_confusion_matrix(np.array([[3, 1, 0], [0, 0, 0], [1, 1, 2]]), normalize=True, ax=ax2)
+    assert out is ax2
+    assert _texts(ax2) == ["0.75", "0.25", "0.00", "0.00", "0.00", "0.00", "0.25", "0.25", "0.50"]
+    assert ax2.get_title() == "Confusion matrix (row-normalised)"
+    with pytest.raises(ValueError, match=r"cm must have shape \(3, 3\) for 3 labels, got \(2, 2\)"):
+        plot_confusion_matrix([[1, 0], [0, 1]])
+
+
+def test_plot_history(close_figures):
+    history = {
+        "loss": [1.0, 0.8, 0.7],
+        "accuracy": [0.4, 0.5, 0.6],
+        "val_loss": [1.1, 1.0, 1.0],
+        "val_accuracy": [0.45, 0.45, 0.5],
+    }
+    original = {k: list(v) for k, v in history.items()}
+    axes = plot_history(history, baseline_accuracy=0.449, data_label="phantom")
+    assert history == original
+    acc, loss = axes
+    assert [line.get_label() for line in acc.lines] == [
+        "training",
+        "validation",
+        "majority baseline",
+    ]
+    np.testing.assert_array_equal(acc.lines[1].get_ydata(), [0.45, 0.45, 0.5])
+    np.testing.assert_array_equal(loss.lines[0].get_xdata(), [1, 2, 3])
+    assert acc.lines[2].get_ydata()[0] == 0.449
+    assert loss.get_title() == "Loss\nphantom"
+    # a DataFrame without validation columns works too
+    axes = plot_history(pd.DataFrame({"loss": [1.0, 0.9]}))
+    assert len(axes[1].lines) == 1 and "no accuracy recorded" in _texts(axes[0])
+    with pytest.raises(ValueError, match=r"neither accuracy nor loss; its keys are \['auc'\]"):
+        plot_history({"auc": [0.5]})
+
+
+def test_plot_reliability(close_figures):
+    y = [0, 0, 1, 2]
+    p = [[0.95, 0.05, 0.0], [0.9, 0.1, 0.0], [0.65, 0.35, 0.0], [0.3, 0.3, 0.4]]
+    ax = plot_reliability(y, p, n_bins=5, data_label="toy")
+    model = [line for line in ax.lines if line.get_label() == "model"][0]
+    np.testing.assert_allclose(model.get_xdata(), [0.4, 0.65, 0.925])
+    np.testing.assert_allclose(model.get_ydata(), [1.0, 0.0, 1.0])
+    # ECE = (1 * 0.6 + 1 * 0.65 + 2 * 0.075) / 4 = 0.35
+    assert ax.get_title() == "Reliability (ECE = 0.350, N = 4)\ntoy"
+
+
+def test_plot_class_distribution(close_figures):
+    ax = plot_class_distribution([0, 0, 0, 1], data_label="RSNA train")
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == [3, 1, 0]
+    assert _texts(ax) == ["3\n(75.0 %)", "1\n(25.0 %)", "0\n(0.0 %)"]
+    assert ax.get_title() == "Classes (N = 4)\nRSNA train"
+    ax = plot_class_distribution(pd.Series(["Severe", "Normal/Mild", "Severe"]), title="x")
+    assert [patch.get_height() for patch in ax.patches] == [1, 0, 2]
+    assert [patch.get_height() for patch in plot_class_distribution([2.0, 0.0]).patches] == [
+        1,
+        0,
+        1,
+    ]
+    with pytest.raises(ValueError, match="labels contain 1 missing value"):
+        plot_class_distribution(pd.Series(["Severe", None]))
+    with pytest.raises(ValueError, match=r"got \['3', 'Mild'\]"):
+        plot_class_distribution([0, 3, "Mild"])
