@@ -130,3 +130,25 @@ def write_tables(root: Path, studies: dict[int, dict]) -> None:
 
 
 __all__ = ["write_slice", "write_series", "write_tables", "pydicom", "JPEG2000"]
+
+
+def write_labelled_root(root: Path, n_studies: int = 16, *, n_slices: int = 4, size: int = 16,
+                        seed: int = 0) -> Path:
+    """A small learnable dataset: a bright square on the image right grows with severity."""
+    rng = np.random.default_rng(seed)
+    studies = {}
+    names = ("Normal/Mild", "Moderate", "Severe")
+    for k in range(n_studies):
+        sid, ser = 1000 + k, 5000 + k
+        label = k % 3
+        studies[sid] = {"label": names[label], "series": [(ser, "Axial T2")],
+                        "coord": (ser, 1 + n_slices // 2, size * 0.75, size / 2)}
+        folder = root / "train_images" / str(sid) / str(ser)
+        for z in range(n_slices):
+            img = rng.integers(0, 200, (size, size)).astype(np.uint16)
+            half = 1 + label * size // 8
+            c = size // 2
+            img[c - half:c + half, size * 3 // 4 - half:size * 3 // 4 + half] += 1500
+            write_slice(folder / f"{z + 1}.dcm", img, instance=z + 1, position=(0, 0, 4.0 * z))
+    write_tables(root, studies)
+    return root

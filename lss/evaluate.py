@@ -1,0 +1,249 @@
+"""Evaluating a trained run and predicting new studies.
+
+:func:`evaluate_run` scores a run folder's best model on its own validation split,
+beside the two reference points, and writes ``metrics.json``, ``predictions.csv`` and
+figures. :func:`predict` grades the studies of a test split (or one study folder) and
+returns rows in the RSNA 2024 submission format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lss.config import SEVERITIES, Config
+from lss.data import (
+    DataError,
+    TensorCache,
+    build_index,
+    level_window,
+    load_tables,
+    scan_series,
+    series_dir,
+)
+from lss.runinfo import data_source, read_manifest, write_manifest
+
+__all__ = ["load_run", "predict_proba", "evaluate_run", "choose_series", "predict",
+           "SUBMISSION_COLUMNS"]
+
+#: Columns of the RSNA 2024 submission file.
+SUBMISSION_COLUMNS = ("row_id", "normal_mild", "moderate", "severe")
+
+
+def load_run(run_dir: str | Path):
+    """The best model and the :class:`~lss.config.Config` of a run folder."""
+    from lss.model import load_model
+
+    run_dir = Path(run_dir)
+    for name in ("best.keras", "config.json"):
+        if not (run_dir / name).is_file():
+            raise DataError(f"No {name} in run folder {run_dir} (train first)")
+    return load_model(run_dir / "best.keras"), Config.from_file(run_dir / "config.json")
+
+
+def predict_proba(model, volumes: np.ndarray | list[Path], *, batch_size: int = 8
+                  ) -> np.ndarray:
+    """Class probabilities (N, 3) for windows given as an array (N, Z, S, S) or cache paths."""
+    from lss.train import WindowDataset
+
+    if isinstance(volumes, np.ndarray):
+        return np.asarray(model.predict(volumes[..., None], batch_size=batch_size, verbose=0))
+    return np.asarray(model.predict(WindowDataset(volumes, batch_size=batch_size), verbose=0))
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    root: str | Path | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    figures: bool = True,
+) -> dict[str, Any]:
+    """Score a run's best model on its validation split, beside both reference points.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A folder written by :func:`lss.train.train`.
+    root : str or Path, optional
+        The data root; defaults to the one recorded in the run's manifest.
+    out_dir : str or Path, optional
+        Where ``metrics.json``, ``predictions.csv`` and figures go (default ``run_dir``).
+
+    Returns
+    -------
+    dict
+        :func:`lss.metrics.evaluate`'s report plus ``data`` (the data source, so every
+        number says whether it came from the phantom or real scans).
+    """
+    from lss.metrics import evaluate
+    from lss.train import load_split
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir else run_dir
+    manifest = read_manifest(run_dir)
+    if root is None:
+        root = manifest.get("data", {}).get("root")
+        if root is None:
+            raise DataError(f"Run {run_dir} records no data root; pass one")
+    model, config = load_run(run_dir)
+    split = load_split(run_dir)
+    index = build_index(root, config.condition, config.level)
+    merged = index.merge(split[["study_id", "split"]], on="study_id", how="left")
+    if merged["split"].isna().any():
+        extra = merged.loc[merged["split"].isna(), "study_id"].tolist()[:5]
+        raise DataError(f"Studies {extra} of {root} are not in the run's split: different data?")
+    val = merged[merged["split"] == "val"].reset_index(drop=True)
+    y_train = merged.loc[merged["split"] == "train", "label"].to_numpy()
+
+    cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
+    cache.prepare(val, workers=workers)
+    proba = predict_proba(model, cache.paths(val), batch_size=config.train.batch_size)
+    report = evaluate(val["label"].to_numpy(), proba, y_train=y_train)
+    source = data_source(root)
+    report["data"] = source
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
+    preds = pd.DataFrame(proba, columns=[f"p_{s}" for s in SEVERITIES])
+    preds.insert(0, "study_id", val["study_id"])
+    preds.insert(1, "label", val["label"])
+    preds["predicted"] = proba.argmax(axis=1)
+    preds.to_csv(out_dir / "predictions.csv", index=False)
+    if figures:
+        _save_figures(run_dir, out_dir, report, val["label"].to_numpy(), proba, source["label"])
+    write_manifest(run_dir, {"status": "evaluated", "metrics": {
+        k: report[k] for k in ("model", "majority", "prior", "n_val", "n_train")}})
+    return report
+
+
+def _save_figures(run_dir: Path, out_dir: Path, report: dict, y: np.ndarray,
+                  proba: np.ndarray, label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from lss.plots import plot_confusion_matrix, plot_history
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    plot_confusion_matrix(np.asarray(report["model"]["confusion_matrix"]), ax=ax,
+                          title="Validation confusion matrix", data_label=label)
+    fig.savefig(out_dir / "confusion_matrix.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    history = run_dir / "history.csv"
+    if history.is_file():
+        axes = plot_history(pd.read_csv(history), data_label=label,
+                            baseline_accuracy=report["majority"]["accuracy"])
+        fig = np.ravel(axes)[0].figure
+        fig.savefig(out_dir / "history.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
+
+def choose_series(candidates: list[Path]) -> Path:
+    """The series to grade when no coordinate row says which: the one with most slices.
+
+    A study can have several Axial T2 series (a full stack and short per-disc stacks);
+    the longest is the most likely to cover the level. Ties go to the lowest series id.
+    """
+    if not candidates:
+        raise DataError("No Axial T2 series to choose from")
+    return max(sorted(candidates, key=lambda p: int(p.name)),
+               key=lambda p: sum(1 for f in p.glob("*.dcm")))
+
+
+def _series_description(folder: Path) -> str:
+    import pydicom
+
+    first = next(iter(sorted(folder.glob("*.dcm"))), None)
+    if first is None:
+        raise DataError(f"No .dcm files in series folder {folder}")
+    try:
+        ds = pydicom.dcmread(first, stop_before_pixels=True,
+                             specific_tags=["SeriesDescription"])
+    except Exception as exc:  # noqa: BLE001 -- re-raised with the file named
+        raise DataError(f"Not a readable DICOM file: {first} ({exc})") from exc
+    return str(ds.get("SeriesDescription", ""))
+
+
+def _study_requests(root: Path | None, study_dir: Path | None, split: str
+                    ) -> list[tuple[int, Path]]:
+    """(study_id, chosen Axial T2 series folder) for each study to predict."""
+    if study_dir is not None:
+        study_dir = Path(study_dir)
+        if not study_dir.is_dir():
+            raise DataError(f"Study folder not found: {study_dir}")
+        try:
+            study_id = int(study_dir.name)
+        except ValueError as exc:
+            raise DataError(f"Study folder name must be the study_id: {study_dir}") from exc
+        axial = [p for p in study_dir.iterdir() if p.is_dir()
+                 and _series_description(p) == "Axial T2"]
+        if not axial:
+            raise DataError(f"Study {study_id}: no Axial T2 series in {study_dir}")
+        return [(study_id, choose_series(axial))]
+    assert root is not None
+    tables = load_tables(root)
+    series = tables.test_series if split == "test" else tables.series
+    if series is None:
+        raise DataError(f"No {split}_series_descriptions.csv under {root}")
+    out = []
+    for study_id, group in series.groupby("study_id", sort=True):
+        ids = group.loc[group["series_description"] == "Axial T2", "series_id"].tolist()
+        folders = [series_dir(root, study_id, s, split=split) for s in ids]
+        for f in folders:
+            if not f.is_dir():
+                raise DataError(f"Study {study_id}: series folder {f} is missing")
+        if not folders:
+            raise DataError(f"Study {study_id}: no Axial T2 series listed in {split} tables")
+        out.append((int(study_id), choose_series(folders)))
+    return out
+
+
+def predict(
+    run_dir: str | Path,
+    root: str | Path | None = None,
+    *,
+    study_dir: str | Path | None = None,
+    split: str = "test",
+) -> pd.DataFrame:
+    """Grade new studies; rows in the RSNA 2024 submission format.
+
+    Without a coordinate row, the window is centred on the middle slice of the study's
+    longest Axial T2 series (:func:`choose_series`): a documented limitation of the
+    paper's whole-slice model, which does not localise the level.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A trained run.
+    root : str or Path, optional
+        A data root with ``<split>_series_descriptions.csv`` and ``<split>_images/``.
+    study_dir : str or Path, optional
+        Or one study folder (``.../<study_id>/<series_id>/*.dcm``); series are
+        recognised by their DICOM SeriesDescription.
+    split : {"test", "train"}
+
+    Returns
+    -------
+    DataFrame
+        Columns ``row_id`` (``<study_id>_<target>``), ``normal_mild``, ``moderate``,
+        ``severe``; one row per study, probabilities summing to 1.
+    """
+    if (root is None) == (study_dir is None):
+        raise ValueError("Give exactly one of root and study_dir")
+    model, config = load_run(run_dir)
+    requests = _study_requests(Path(root) if root else None, study_dir, split)
+    volumes = np.stack([level_window(scan_series(folder), None, config.preprocess).volume
+                        for _, folder in requests])
+    proba = predict_proba(model, volumes, batch_size=config.train.batch_size)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    return pd.DataFrame({
+        "row_id": [f"{sid}_{config.target}" for sid, _ in requests],
+        "normal_mild": proba[:, 0], "moderate": proba[:, 1], "severe": proba[:, 2],
+    }, columns=list(SUBMISSION_COLUMNS))
