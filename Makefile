@@ -1,0 +1,62 @@
+# lss: two commands set everything up on a fresh machine.
+#   make book   -- environment, phantom data, every chapter executed by papermill, HTML
+#   make test   -- environment, unit tests and every chapter executed by nbmake
+# On the real data:  make book DATA=/path/to/rsna-2024-lumbar-spine-degenerative-classification EPOCHS=20
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+EXTRAS   ?= tf,book,dev
+# Data root used by the book. The default is the synthetic phantom, made on demand.
+PHANTOM  := data/phantom
+DATA     ?= $(PHANTOM)
+N_STUDIES ?= 200
+SEED     ?= 0
+# Leave empty to use each chapter's own default (sized for a 2-core CPU).
+EPOCHS   ?=
+BUILD    ?= _build
+PYTEST_ARGS ?=
+
+.PHONY: help env phantom chapters book test lint sync clean
+
+help:
+	@echo "make book   - build the Jupyter Book (phantom data by default; DATA=... EPOCHS=... for real data)"
+	@echo "make test   - run all tests, the chapters included"
+	@echo "make lint   - ruff on the package, tests and chapters"
+	@echo "make sync   - re-pair book/*.py (jupytext percent) with book/*.ipynb"
+
+# The environment: created when missing, refreshed when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+env: $(VENV)/.installed
+
+# The phantom is only ever (re)made at its own default path; a real DATA root is used as is.
+$(PHANTOM)/PHANTOM.json: | $(VENV)/.installed
+	$(PY) data_scripts/make_phantom.py --out $(PHANTOM) --n-studies $(N_STUDIES) --seed $(SEED) --overwrite
+
+phantom: $(PHANTOM)/PHANTOM.json
+
+chapters: env $(if $(filter $(PHANTOM),$(DATA)),phantom)
+	$(PY) book/run_chapters.py --data $(abspath $(DATA)) --out $(BUILD)/executed $(if $(EPOCHS),--epochs $(EPOCHS))
+
+book: chapters
+	$(PY) book/run_chapters.py --stage-only --out $(BUILD)/executed --site $(BUILD)/site
+	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpicky --keep-going --path-output $(BUILD)
+	@echo "HTML: $(BUILD)/_build/html/index.html"
+
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: env
+	$(VENV)/bin/ruff check lss tests data_scripts benchmarks book
+
+sync: env
+	$(VENV)/bin/jupytext --sync book/[0-9]*.py
+
+clean:
+	rm -rf $(BUILD) .pytest_cache
