@@ -1,0 +1,424 @@
+"""Axial T2 slices of the lumbar spine, rendered analytically.
+
+The slice at distance ``d`` (mm, positive toward the head) from a disc shows, front
+(top) to back (bottom): the abdomen and great vessels, the disc (or the vertebral
+body once ``|d|`` exceeds a few millimetres) flanked by the psoas muscles, the
+thecal sac with bright CSF and dark rootlets, the lateral recesses at its front
+corners, the ligamentum flavum, the facet joints, lamina and spinous process, the
+paraspinal muscles and the subcutaneous fat. It is "2.5D": a slice's content
+depends only on the level and on ``d``.
+
+Severity acts where it acts in reality and fades within about a slice of the disc:
+
+- left (right) subarticular stenosis narrows the recess on the patient's left
+  (right), i.e. on the image's right (left): the superior articular facet and the
+  ligamentum flavum move in, the disc bulges from the front, the fat goes and the
+  root flattens;
+- spinal canal stenosis shrinks the sac (about 160 mm^2 normal to about 55 mm^2
+  severe) and dims the CSF between crowded rootlets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lss.config import LEVELS
+from lss.phantom.anatomy import AxialAnatomy, Placement, axial_anatomy, sample_traits
+from lss.phantom.shapes import NoiseBank, Shape, bias_field, paint, paint_dots, texture_field
+
+__all__ = ["T2_AXIAL", "AxialSlice", "AxialSeriesRenderer", "render_axial", "axial_layers"]
+
+#: Relative intensities of tissues on an axial T2 fast spin echo image.
+T2_AXIAL: dict[str, float] = {
+    "csf": 1.0,
+    "fat": 0.62,
+    "deep": 0.36,
+    "marrow": 0.42,
+    "cortex": 0.07,
+    "annulus": 0.24,
+    "nucleus": 0.80,
+    "muscle": 0.20,
+    "multifidus": 0.24,
+    "ligament": 0.13,
+    "flavum": 0.17,
+    "facet_marrow": 0.27,
+    "joint": 0.5,
+    "root": 0.22,
+    "vessel": 0.05,
+    "vein": 0.35,
+    "abdomen": 0.27,
+    "skin": 0.35,
+}
+
+# A layer: (shape in anatomy mm, value, edge softness mm, opacity, inset mm, core).
+# ``core`` is None, a value painted 1 mm inside the outline (bone: dark cortex around
+# marrow), a (value, rim mm) pair, or _DOT (a rootlet, painted in one batch).
+Layer = tuple[Shape, float, float, float, float, "float | tuple[float, float] | None"]
+
+
+_DOT = -1.0  # core marker: a small round dot, batched with its neighbours in the list
+
+
+def _smoothstep(x: float, e0: float, e1: float) -> float:
+    t = min(max((x - e0) / (e1 - e0), 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+def _bone(shape: Shape, opacity: float, marrow: float) -> list[Layer]:
+    """Dark cortex (about 1 mm) around a marrow core."""
+    return [(shape, T2_AXIAL["cortex"], 0.5, opacity, 0.0, marrow)]
+
+
+def _background_layers(anat: AxialAnatomy) -> list[Layer]:
+    """Structures that do not depend on the distance from the disc."""
+    t = T2_AXIAL
+    i = LEVELS.index(anat.level)
+    v_pm = -(anat.sac_b + 1.5)  # posterior disc margin
+    v_ant = v_pm - 2 * anat.disc_b  # anterior disc margin
+    skin_v = 64.0 + anat.fat
+    layers: list[Layer] = [
+        (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["skin"], 1.0, 1.0, 0.0, None),
+        (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["fat"], 1.0, 1.0, 2.5, None),
+        (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["deep"], 3.0, 1.0, anat.fat, None),
+        (Shape(0.0, v_ant - 60.0, 125.0, 58.0), t["abdomen"], 4.0, 1.0, 0.0, None),
+    ]
+    for sg in (1.0, -1.0):
+        pu = sg * (0.55 * anat.disc_a + 0.8 * anat.psoas_a + 4.0)
+        pv = v_pm - 0.8 * anat.disc_b
+        layers.append((Shape(pu, pv, anat.psoas_a, anat.psoas_b, sg * 0.35), t["muscle"], 1.0, 1.0, 0.0, None))
+        if i <= 3:
+            qu = sg * (anat.disc_a + 2 * anat.psoas_a + 9.0)
+            layers.append((Shape(qu, 4.0, 12.0, 5.5, sg * -0.4), t["muscle"], 1.0, 1.0, 0.0, None))
+        erector = Shape(sg * 33.0, 40.0, 23.0, 23.0)
+        layers.append((erector, t["ligament"], 0.5, 1.0, 0.0, (t["muscle"], 0.5)))
+        multifidus = Shape(sg * 12.5, 35.0, 10.5, 18.0)
+        layers.append((multifidus, t["ligament"], 0.5, 1.0, 0.0, (t["multifidus"], 0.5)))
+        if i == 4:  # iliac wings beside L5/S1
+            layers += _bone(Shape(sg * 74.0, 10.0, 12.0, 38.0, sg * 0.45), 1.0, t["marrow"])
+    if i <= 2:
+        layers.append((Shape(8.0, v_ant - 10.0, 8.5, 8.5), t["vessel"], 0.6, 1.0, 0.0, None))
+        layers.append((Shape(-15.0, v_ant - 8.0, 11.0, 7.0), t["vein"], 0.8, 1.0, 0.0, None))
+    else:
+        for sg in (1.0, -1.0):
+            layers.append((Shape(sg * 11.0, v_ant - 8.0, 5.0, 5.0), t["vessel"], 0.6, 1.0, 0.0, None))
+            layers.append((Shape(sg * 18.0, v_ant - 4.0, 6.0, 4.5), t["vein"], 0.8, 1.0, 0.0, None))
+    return layers
+
+
+def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) -> list[Layer]:
+    """Every layer of the slice at distance ``d_mm`` from the disc, back to front.
+
+    Parameters
+    ----------
+    anat : AxialAnatomy
+        The level's anatomy and severities.
+    d_mm : float
+        Signed distance from the disc plane, mm, positive toward the head.
+    background : bool
+        Include the layers that do not depend on ``d_mm`` (body, muscles, vessels).
+
+    Returns
+    -------
+    list of (Shape, value, soft_mm, opacity, inset_mm, core)
+        Shapes in the anatomy frame (mm), in painting order; ``core`` is a marrow
+        value painted 1 mm inside a bone's cortex, or ``None``.
+    """
+    t = T2_AXIAL
+    ad = abs(d_mm)
+    wd = 1.0 - _smoothstep(ad, 3.0, 7.0)  # disc (1) vs vertebral body (0)
+    g = math.exp(-((d_mm / 5.0) ** 2))  # where stenosis shows
+    w_ped = _smoothstep(-d_mm, 7.0, 10.0) * (1.0 - _smoothstep(-d_mm, 19.0, 23.0))
+    w_tp = _smoothstep(-d_mm, 11.0, 14.0) * (1.0 - _smoothstep(-d_mm, 19.0, 22.0))
+    w_for = _smoothstep(d_mm, 6.0, 9.0) * (1.0 - _smoothstep(d_mm, 18.0, 22.0))
+    w_fac = 1.0 - _smoothstep(abs(d_mm - 1.5), 6.0, 10.0)
+    w_lam = _smoothstep(ad, 4.5, 8.0)
+    w_lf = 1.0 - _smoothstep(ad, 6.0, 10.0)
+    w_rec = 1.0 - _smoothstep(ad, 5.0, 9.0)
+    w_sp = 0.4 + 0.6 * _smoothstep(ad, 3.0, 7.0)
+
+    layers = _background_layers(anat) if background else []
+    sc = anat.canal * g
+    v_pm = -(anat.sac_b + 1.5) + 1.2 * sc * wd
+
+    # Disc, or vertebral body with its cortex, and the nucleus on disc slices.
+    a = anat.disc_a - 0.8 * (1.0 - wd)
+    b = anat.disc_b - 0.5 * (1.0 - wd)
+    body = Shape(0.0, v_pm - b, a, b, 0.0, 2.3)
+    rim, core = _lerp(t["annulus"], t["cortex"], 1.0 - wd), _lerp(t["annulus"], t["marrow"], 1.0 - wd)
+    layers.append((body, rim, 0.6, 1.0, 0.0, core))
+    nucleus = _lerp(t["annulus"], t["nucleus"], anat.nucleus)
+    layers.append((Shape(0.0, v_pm - 1.05 * b, 0.55 * a, 0.5 * b), nucleus, 3.0, wd, 0.0, None))
+
+    for sg in (1.0, -1.0):
+        if w_tp > 0:
+            layers += _bone(Shape(sg * (anat.disc_a + 10.0), -3.0, 15.0, 3.5, sg * 0.12), w_tp, t["marrow"])
+        if w_ped > 0:
+            layers += _bone(Shape(sg * (anat.sac_a + 5.0), -3.5, 4.2, 7.5, sg * -0.25), w_ped, t["marrow"])
+
+    # Epidural fat filling the canal, and the foramina opening laterally above the disc.
+    layers.append((Shape(0.0, 1.0, anat.sac_a + 2.6, anat.sac_b + 2.4, 0.0, 2.2), t["fat"], 0.8, 1.0, 0.0, None))
+    if w_for > 0:
+        for sg in (1.0, -1.0):
+            layers.append((Shape(sg * (anat.sac_a + 8.0), -1.0, 6.5, 5.0), t["fat"], 1.0, w_for, 0.0, None))
+            layers.append((Shape(sg * (anat.sac_a + 9.5), -2.0, 2.0, 2.0), t["root"], 0.5, w_for, 0.0, None))
+
+    sides = (("left", 1.0, anat.left), ("right", -1.0, anat.right))
+    # Fat in the lateral recesses (before the facets, which wall them in).
+    for side, _sg, sev in sides:
+        s = sev * g
+        ru, rv = anat.recess(side)
+        fat = Shape(ru, rv, 3.1, 2.5).scaled(1.0 - 0.72 * s)
+        layers.append((fat, t["fat"], 0.6, w_rec * (1.0 - 0.6 * s), 0.0, None))
+
+    # Facet joints: superior articular process (front), joint line, inferior process (back).
+    if w_fac > 0:
+        for side, sg, sev in sides:
+            h = sev * g  # facet hypertrophy toward the recess
+            ru, rv = anat.recess(side)
+            th = anat.facet_angle
+            du, dv = sg * math.sin(th), math.cos(th)  # along the joint, front-medial to back-lateral
+            nu, nv = -sg * math.cos(th), math.sin(th)  # toward the back and the midline
+            ang = math.atan2(dv, du)
+            half_len, half_w = 7.5 * (1 + 0.25 * h), 4.2 * (1 + 0.3 * h)
+            tip_u = ru + sg * 2.8 - sg * 2.2 * h
+            tip_v = rv + 1.6 - 1.0 * h
+            cu, cv = tip_u + du * half_len, tip_v + dv * half_len
+            layers += _bone(Shape(cu, cv, half_len, half_w, ang), w_fac, t["facet_marrow"])
+            iu = cu + nu * (half_w + 5.2) + du * 1.5
+            iv = cv + nv * (half_w + 5.2) + dv * 1.5
+            layers += _bone(Shape(iu, iv, 7.0, 4.6, ang), w_fac, t["facet_marrow"])
+            ju, jv = cu + nu * (half_w + 0.3), cv + nv * (half_w + 0.3)
+            layers.append((Shape(ju, jv, 5.5, 0.4, ang), t["joint"], 0.35, w_fac, 0.0, None))
+
+    # Lamina and spinous process (bone); at the disc the interlaminar gap holds the ligament.
+    if w_lam > 0:
+        for sg in (1.0, -1.0):
+            u0, v0 = sg * (anat.sac_a + 3.5), 3.0
+            u1, v1 = 0.0, anat.sac_b + 6.5
+            length = math.hypot(u1 - u0, v1 - v0)
+            lam = Shape((u0 + u1) / 2, (v0 + v1) / 2, length / 2 + 1.0, 2.4, math.atan2(v1 - v0, u1 - u0))
+            layers += _bone(lam, w_lam, t["marrow"])
+    layers += _bone(Shape(0.0, anat.sac_b + 24.0, 2.8, 18.0), w_sp, t["marrow"])
+
+    # Thecal sac: shrinks with canal stenosis, CSF dims between crowded rootlets.
+    f = (1.0 - 0.47 * sc) * (1.0 + 0.05 * (1.0 - wd))
+    sac_v = (1.0 - f) * anat.sac_b * 0.6 if f < 1 else 0.0
+    csf = t["csf"] - 0.5 * sc**1.5
+    layers.append((Shape(0.0, sac_v, anat.sac_a * f, anat.sac_b * f, 0.0, 2.2), csf, 0.7, 1.0, 0.0, None))
+    for fu, fv in anat.rootlets:  # painted together (see _paint_layers)
+        dot = Shape(fu * anat.sac_a * f, sac_v + fv * anat.sac_b * f, 0.75, 0.75)
+        layers.append((dot, t["root"], 0.5, 0.85, 0.0, _DOT))
+    # Central disc bulge into the front of the canal.
+    bulge = Shape(0.0, -(anat.sac_b + 1.5), 0.45 * anat.disc_a, 0.8 + 3.4 * sc)
+    layers.append((bulge, t["annulus"], 0.7, wd, 0.0, None))
+
+    # Ligamentum flavum lining the back and sides of the sac; thickens with stenosis.
+    for side, sg, sev in sides:
+        th = anat.lf + 2.6 * max(anat.canal, sev) * g
+        nu, nv = sg * 0.67, 0.74  # outward normal
+        r_sac = 1.0 / math.sqrt((nu / anat.sac_a) ** 2 + (nv / anat.sac_b) ** 2)
+        r_c = r_sac + 0.8 + anat.lf - th / 2
+        lf = Shape(nu * r_c, nv * r_c, 8.0, th / 2, math.atan2(-0.67, sg * 0.74))
+        layers.append((lf, t["flavum"], 0.6, w_lf, 0.0, None))
+
+    # The recess itself: encroaching facet/ligament behind, disc bulge in front, the root.
+    for side, sg, sev in sides:
+        s = sev * g
+        ru, rv = anat.recess(side)
+        pinch = 1.0 - 0.72 * s
+        enc = Shape(ru + sg * 3.3 * pinch, rv + 3.0 * pinch, 2.0 + 1.7 * s, 1.5 + 1.5 * s)
+        layers.append((enc, t["flavum"], 0.6, w_rec * (0.25 + 0.75 * s), 0.0, None))
+        front = Shape(ru - sg * 0.6, rv - 3.0 + 2.0 * s, 3.6, 1.4 + 1.3 * s)
+        layers.append((front, t["annulus"], 0.6, w_rec * wd * min(1.0, 0.2 + 1.2 * s), 0.0, None))
+        root = Shape(ru, rv + 0.3 * s, 1.3 * (1 + 0.55 * s), 1.3 * (1 - 0.5 * s))
+        layers.append((root, t["root"], 0.5, w_rec * 0.95, 0.0, None))
+    return layers
+
+
+def _paint_layers(canvas: np.ndarray, layers: list[Layer], place: Placement) -> None:
+    k = place.k
+    rot = place.rotation
+    dots: list[tuple[float, float]] = []
+    dot_style: tuple = ()
+    for shape, value, soft, opacity, inset, core in layers:
+        cx, cy = place.to_pixel(shape.cx, shape.cy)
+        if isinstance(core, float) and core == _DOT:
+            dots.append((cx, cy))
+            dot_style = (shape.a * k, value, soft * k, opacity)
+            continue
+        if dots:
+            radius, dv, ds, do = dot_style
+            paint_dots(canvas, np.array(dots), radius, dv, soft=ds, opacity=do)
+            dots = []
+        px = Shape(cx, cy, shape.a * k, shape.b * k, shape.angle + rot, shape.p)
+        rim = 1.0
+        if isinstance(core, tuple):
+            core, rim = core
+        paint(canvas, px, value, soft=soft * k, opacity=opacity, inset=inset * k, core=core, core_inset=rim * k)
+    if dots:
+        radius, dv, ds, do = dot_style
+        paint_dots(canvas, np.array(dots), radius, dv, soft=ds, opacity=do)
+
+
+@dataclass(frozen=True)
+class AxialSlice:
+    """One rendered axial slice.
+
+    Parameters
+    ----------
+    image : (H, W) float32 ndarray
+        Magnitude image, CSF about 1 before bias and noise.
+    left_recess, right_recess : (2,) tuple of float
+        (x, y) = (column, row) of the patient's left and right lateral recess, px.
+    pixel_spacing : float
+        Millimetres per pixel.
+    """
+
+    image: np.ndarray
+    left_recess: tuple[float, float]
+    right_recess: tuple[float, float]
+    pixel_spacing: float
+
+
+class AxialSeriesRenderer:
+    """Renders the slices of one axial series, caching what slices share.
+
+    Parameters
+    ----------
+    shape : (H, W) tuple of int
+        Image size (rows, columns).
+    anatomy : dict of str to AxialAnatomy
+        Anatomy per level.
+    placements : dict of str to Placement
+        Placement of each level's anatomy in the image.
+    rng : numpy.random.Generator
+        Random source for the bias and texture fields (drawn once here).
+    noise_sigma : float
+        Rician noise level relative to CSF.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        anatomy: dict[str, AxialAnatomy],
+        placements: dict[str, Placement],
+        rng: np.random.Generator,
+        *,
+        noise_sigma: float = 0.035,
+    ) -> None:
+        if set(anatomy) != set(placements):
+            raise ValueError(f"anatomy levels {sorted(anatomy)} != placement levels {sorted(placements)}")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.anatomy = anatomy
+        self.placements = placements
+        self.noise_sigma = float(noise_sigma)
+        spacing = next(iter(placements.values())).pixel_spacing
+        self._gain = bias_field(self.shape, rng) * texture_field(self.shape, rng, pixel_mm=spacing)
+        self._noise = NoiseBank(self.shape, self.noise_sigma, rng)
+        self._backgrounds: dict[str, np.ndarray] = {}
+
+    def _background(self, level: str) -> np.ndarray:
+        if level not in self._backgrounds:
+            canvas = np.zeros(self.shape, dtype=np.float32)
+            _paint_layers(canvas, _background_layers(self.anatomy[level]), self.placements[level])
+            self._backgrounds[level] = canvas
+        return self._backgrounds[level]
+
+    def render(self, level: str, d_mm: float, rng: np.random.Generator | None) -> np.ndarray:
+        """The slice at ``d_mm`` from ``level``'s disc; ``rng=None`` gives no noise.
+
+        Returns
+        -------
+        (H, W) float32 ndarray
+        """
+        if level not in self.anatomy:
+            raise ValueError(f"Level '{level}' not in this series ({sorted(self.anatomy)})")
+        canvas = self._background(level).copy()
+        _paint_layers(canvas, axial_layers(self.anatomy[level], d_mm, background=False), self.placements[level])
+        canvas *= self._gain
+        if rng is not None:
+            canvas = self._noise.apply(canvas, rng)
+        return canvas
+
+    def recess_pixel(self, level: str, side: str) -> tuple[float, float]:
+        """(x, y) pixel position of a lateral recess at ``level``."""
+        return self.placements[level].to_pixel(*self.anatomy[level].recess(side))
+
+
+def render_axial(
+    *,
+    level: str = "L4/L5",
+    offset_mm: float = 0.0,
+    canal: float = 0.1,
+    left: float = 0.1,
+    right: float = 0.1,
+    shape: tuple[int, int] = (384, 384),
+    pixel_spacing: float = 0.6,
+    seed: int = 0,
+    noise: bool = True,
+) -> AxialSlice:
+    """Render one axial T2 slice of a random phantom patient.
+
+    The patient (anatomy, position, bias field, noise) depends only on ``seed``, so
+    two calls that differ in one severity differ only where that severity acts.
+
+    Parameters
+    ----------
+    level : str
+        Disc level, one of :data:`lss.config.LEVELS`.
+    offset_mm : float
+        Distance of the slice from the disc plane, mm, positive toward the head;
+        beyond about 5 mm the disc gives way to the vertebral body.
+    canal, left, right : float
+        Severity latents in [0, 1] for spinal canal, left and right subarticular
+        stenosis (see :data:`lss.phantom.anatomy.GRADE_LATENT` for the grades).
+    shape : (H, W) tuple of int
+        Image size (rows, columns).
+    pixel_spacing : float
+        Millimetres per pixel.
+    seed : int
+        Chooses the patient and the noise.
+    noise : bool
+        Add Rician noise.
+
+    Returns
+    -------
+    AxialSlice
+        The image, ``(H, W)`` float32, and the pixel positions of both recesses.
+
+    Examples
+    --------
+    >>> s = render_axial(left=0.9, seed=1, shape=(256, 256))
+    >>> s.image.shape, s.left_recess[0] > s.right_recess[0]
+    ((256, 256), True)
+    """
+    if level not in LEVELS:
+        raise ValueError(f"Unknown level '{level}'; expected one of {list(LEVELS)}")
+    if pixel_spacing <= 0:
+        raise ValueError(f"pixel_spacing must be positive, got {pixel_spacing}")
+    rng = np.random.default_rng(seed)
+    traits = sample_traits(rng)
+    anat = axial_anatomy(traits, level, rng, canal=canal, left=left, right=right)
+    h, w = int(shape[0]), int(shape[1])
+    place = Placement(
+        cx=w / 2 + rng.normal(0, 0.03) * w,
+        cy=h * 0.47 + rng.normal(0, 0.03) * h,
+        rotation=float(rng.normal(0, math.radians(3))),
+        scale=traits.size,
+        pixel_spacing=pixel_spacing,
+    )
+    renderer = AxialSeriesRenderer((h, w), {level: anat}, {level: place}, rng)
+    image = renderer.render(level, offset_mm, rng if noise else None)
+    return AxialSlice(
+        image=image,
+        left_recess=renderer.recess_pixel(level, "left"),
+        right_recess=renderer.recess_pixel(level, "right"),
+        pixel_spacing=pixel_spacing,
+    )
