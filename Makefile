@@ -46,8 +46,8 @@ chapters: env $(if $(filter $(PHANTOM),$(DATA)),phantom)
 
 book: chapters
 	$(PY) book/run_chapters.py --stage-only --out $(BUILD)/executed --site $(BUILD)/site
-	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpicky --keep-going --path-output $(BUILD)
-	@echo "HTML: $(BUILD)/_build/html/index.html"
+	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpicky --keep-going
+	@echo "HTML: $(BUILD)/site/_build/html/index.html"
 
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)

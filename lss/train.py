@@ -299,6 +299,7 @@ def train(
     index: pd.DataFrame | None = None,
     workers: int | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     verbose: int = 2,
     callbacks: Sequence[object] = (),
 ) -> TrainResult:
@@ -312,7 +313,8 @@ def train(
         Target, preprocessing and training settings (defaults: the paper).
     run_dir : str or Path
         Where the model, history, split and manifest go. An existing run folder is
-        refused unless ``resume`` (so a finished run is never overwritten by accident).
+        refused unless ``resume`` or ``overwrite`` (so that a finished run is never
+        replaced by accident).
     cache_dir : str or Path, optional
         Preprocessing cache (default :func:`lss.data.default_cache_dir`).
     index : DataFrame, optional
@@ -326,6 +328,8 @@ def train(
         run with the same seed (on CPU; see the book on GPU determinism).
     verbose : int
         Keras verbosity: 2 prints one line per epoch, 1 a progress bar.
+    overwrite : bool
+        Delete an existing run folder first (the chapters rerun from scratch).
     callbacks : sequence
         Extra Keras callbacks.
 
@@ -340,6 +344,10 @@ def train(
     config = config or Config()
     tc = config.train
     run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         raise FileExistsError(f"Run folder {run_dir} already exists and is not empty; "
                               f"choose another, delete it, or pass resume=True")
