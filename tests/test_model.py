@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -11,10 +12,12 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from scipy.ndimage import map_coordinates
 
 from lss.config import Config
 from lss.model import (
     SliceAugmentation,
+    _warp,
     build_augmentation,
     build_cnn_lstm,
     build_from_config,
@@ -161,6 +164,46 @@ def test_horizontal_flip_mirrors_left_right():
         np.testing.assert_array_equal(out[i], expected)
     i = flipped.index(True)
     assert (out[i, :, 12, 2, 0] == 1).all() and (out[i, :, 12, S - 3, 0] == 0).all()
+
+
+def _rotation(degrees: float, scale: float = 1.0) -> np.ndarray:
+    t = math.radians(degrees)
+    return scale * np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]], "float32")
+
+
+def test_warp_identity_rotation_and_zoom():
+    img = np.random.default_rng(2).random((2, 12, 12, 3), dtype=np.float32)
+    same = keras.ops.convert_to_numpy(_warp(img, np.stack([np.eye(2, dtype="float32")] * 2)))
+    np.testing.assert_array_equal(same, img)
+    # +90 degrees turns the content counter-clockwise as displayed (rows downwards)
+    turned = keras.ops.convert_to_numpy(_warp(img, np.stack([_rotation(90)] * 2)))
+    np.testing.assert_allclose(turned, np.rot90(img, k=1, axes=(1, 2)), atol=1e-5)
+    # zoom factor 0.5 magnifies about the centre; bilinear is exact on a linear ramp
+    yy, xx = np.mgrid[0:12, 0:12].astype(np.float32)
+    ramp = (xx + 2 * yy)[None, :, :, None]
+    zoomed = keras.ops.convert_to_numpy(_warp(ramp, (0.5 * np.eye(2, dtype="float32"))[None]))
+    c = 5.5
+    expected = (c + 0.5 * (xx - c)) + 2 * (c + 0.5 * (yy - c))
+    np.testing.assert_allclose(zoomed[0, :, :, 0], expected, atol=1e-5)
+
+
+def test_warp_matches_scipy_map_coordinates():
+    # An independent float64 reference. (Keras' own affine_transform is not one on a
+    # GPU: under JAX it computes coordinates with an einsum that runs in TF32 there.)
+    img = np.random.default_rng(3).random((2, 24, 20, 3), dtype=np.float32)
+    mats = np.stack([_rotation(20, 1.1), _rotation(-7, 0.9)])
+    yy, xx = np.mgrid[0:24, 0:20].astype(np.float64)
+    cy, cx = 11.5, 9.5
+    expected = np.empty_like(img)
+    for b, m in enumerate(mats.astype(np.float64)):
+        x_in = cx + m[0, 0] * (xx - cx) + m[0, 1] * (yy - cy)
+        y_in = cy + m[1, 0] * (xx - cx) + m[1, 1] * (yy - cy)
+        for ch in range(3):
+            expected[b, :, :, ch] = map_coordinates(
+                img[b, :, :, ch].astype(np.float64), [y_in, x_in], order=1,
+                mode="grid-constant", cval=0.0,
+            )  # fmt: skip
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(_warp(img, mats)), expected, atol=1e-5)
 
 
 def test_save_load_round_trip(tmp_path, volumes):
