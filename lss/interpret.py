@@ -10,8 +10,9 @@
   every Keras backend, and it measures what the model actually uses; it costs one
   forward pass per patch.
 
-Both maps are ``(n_slices, H, W)`` arrays in [0, 1], scaled by their maximum over the
-whole volume so that slices can be compared with each other.
+Both maps are ``(n_slices, H, W)`` arrays in [0, 1] over the whole volume, so slices
+can be compared with each other: Grad-CAM is divided by its maximum, occlusion is the
+fraction of the class probability lost.
 """
 
 from __future__ import annotations
@@ -302,7 +303,9 @@ def occlusion_sensitivity(
     For every slice ``z`` and every patch position (a grid with step ``stride``), the
     patch of that slice alone is set to ``fill`` and the model is run; the map at each
     pixel is the mean fall ``p_c(volume) - p_c(occluded)`` over the patches that cover
-    it, negatives set to 0, divided by its maximum over the volume.
+    it, negatives set to 0, divided by ``p_c(volume)``: the fraction of the class
+    probability lost. It is not stretched to a maximum of 1, so a map of weak effects
+    stays faint instead of magnifying numerical noise (rescale it for display).
 
     Costs ``Z * ceil(H / stride) * ceil(W / stride)`` forward passes (512 for 8 slices of
     128 x 128 with 16-pixel patches). Works on every Keras backend.
@@ -336,7 +339,10 @@ def occlusion_sensitivity(
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
     if patch > min(h, w):
         raise ValueError(f"patch {patch} is larger than the slice ({h} x {w})")
-    proba = np.asarray(model.predict_on_batch(v[None]))[0]
+    # The reference runs in a batch of the same size as the occluded ones: on a GPU,
+    # kernels chosen per batch size differ in the last bits, which would otherwise
+    # show as a faint floor of "sensitivity" everywhere.
+    proba = np.asarray(model.predict_on_batch(np.repeat(v[None], batch_size, axis=0)))[0]
     c = _class_index(class_index, proba)
 
     tops = range(0, h, stride)
@@ -353,4 +359,7 @@ def occlusion_sensitivity(
         for (s, r, q), p_occluded in zip(chunk, p, strict=True):
             drop[s, r : r + patch, q : q + patch] += proba[c] - p_occluded
             cover[s, r : r + patch, q : q + patch] += 1
-    return _scale(np.maximum(drop / np.maximum(cover, 1), 0.0))
+    if proba[c] <= 0:
+        return np.zeros((z, h, w), np.float32)
+    lost = np.maximum(drop / np.maximum(cover, 1), 0.0) / proba[c]
+    return np.clip(lost, 0.0, 1.0).astype(np.float32)
