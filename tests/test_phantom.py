@@ -34,7 +34,10 @@ EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 
 
 def _labels_dir() -> Path | None:
-    for cand in (os.environ.get("LSS_RSNA_LABELS"), Path(__file__).parents[2] / "shared" / "rsna2024-labels"):
+    for cand in (
+        os.environ.get("LSS_RSNA_LABELS"),
+        Path(__file__).parents[2] / "shared" / "rsna2024-labels",
+    ):
         if cand and (Path(cand) / "train_label_coordinates.csv").is_file():
             return Path(cand)
     return None
@@ -43,7 +46,8 @@ def _labels_dir() -> Path | None:
 LABELS_DIR = _labels_dir()
 needs_labels = pytest.mark.skipif(
     LABELS_DIR is None,
-    reason="real RSNA 2024 label tables not found (set LSS_RSNA_LABELS or place them in ../shared/rsna2024-labels)",
+    reason="real RSNA 2024 label tables not found "
+    "(set LSS_RSNA_LABELS or place them in ../shared/rsna2024-labels)",
 )
 
 
@@ -56,7 +60,9 @@ def _digest(root: Path) -> dict[str, str]:
     }
 
 
-def _disc_mean(img: np.ndarray, x: float, y: float, radius_px: float, inner_px: float = 0.0) -> float:
+def _disc_mean(
+    img: np.ndarray, x: float, y: float, radius_px: float, inner_px: float = 0.0
+) -> float:
     rr, cc = np.ogrid[: img.shape[0], : img.shape[1]]
     d2 = (cc - x) ** 2 + (rr - y) ** 2
     mask = (d2 <= radius_px**2) & (d2 >= inner_px**2)
@@ -85,8 +91,14 @@ def test_tables_have_the_kaggle_columns_and_spellings(small):
 
     expected = ["study_id"] + [column_name(c, lvl) for c in CONDITIONS for lvl in LEVELS]
     assert list(train.columns) == expected
-    assert expected[1:6] == [f"spinal_canal_stenosis_{s}" for s in ("l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1")]
-    assert len(train) == 6 and train["study_id"].is_unique and train["study_id"].is_monotonic_increasing
+    assert expected[1:6] == [
+        f"spinal_canal_stenosis_{s}" for s in ("l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1")
+    ]
+    assert (
+        len(train) == 6
+        and train["study_id"].is_unique
+        and train["study_id"].is_monotonic_increasing
+    )
     values = set(pd.unique(train.iloc[:, 1:].to_numpy().ravel()))
     assert {v for v in values if isinstance(v, str)} <= set(SEVERITIES)
 
@@ -98,7 +110,15 @@ def test_tables_have_the_kaggle_columns_and_spellings(small):
     assert (counts["Axial T2"] >= 1).all()
     assert set(series["study_id"]) == set(train["study_id"])
 
-    assert list(coords.columns) == ["study_id", "series_id", "instance_number", "condition", "level", "x", "y"]
+    assert list(coords.columns) == [
+        "study_id",
+        "series_id",
+        "instance_number",
+        "condition",
+        "level",
+        "x",
+        "y",
+    ]
     assert set(coords["condition"]) <= set(CONDITIONS.values())
     assert set(coords["level"]) <= set(LEVELS)
     assert not coords.duplicated(["study_id", "condition", "level"]).any()
@@ -115,20 +135,34 @@ def test_tables_have_the_kaggle_columns_and_spellings(small):
     # A coordinate row only for a labelled cell.
     long = train.melt(id_vars="study_id", var_name="col", value_name="grade")
     inv = {v: k for k, v in CONDITIONS.items()}
-    coords["col"] = [column_name(inv[c], lvl) for c, lvl in zip(coords["condition"], coords["level"])]
+    coords["col"] = [
+        column_name(inv[c], lvl)
+        for c, lvl in zip(coords["condition"], coords["level"], strict=True)
+    ]
     merged = coords.merge(long, on=["study_id", "col"])
     assert merged["grade"].notna().all()
 
     assert len(set(test["study_id"])) == 2 and not set(test["study_id"]) & set(train["study_id"])
-    assert len(sub) == 2 * 25 and list(sub.columns) == ["row_id", "normal_mild", "moderate", "severe"]
+    assert len(sub) == 2 * 25 and list(sub.columns) == [
+        "row_id",
+        "normal_mild",
+        "moderate",
+        "severe",
+    ]
 
 
 def test_sample_tables_match_make_phantom(small):
     tables = sample_tables(6, seed=3, n_test_studies=2)
-    for name in ("train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv",
-                 "test_series_descriptions.csv"):
+    for name in (
+        "train.csv",
+        "train_series_descriptions.csv",
+        "train_label_coordinates.csv",
+        "test_series_descriptions.csv",
+    ):
         on_disk = pd.read_csv(small / name)
-        pd.testing.assert_frame_equal(on_disk, pd.read_csv(io.StringIO(tables[name].to_csv(index=False))))
+        pd.testing.assert_frame_equal(
+            on_disk, pd.read_csv(io.StringIO(tables[name].to_csv(index=False)))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +176,7 @@ def test_label_frequencies_are_close_to_the_real_marginals(big_tables):
     for col in label_columns():
         counts = train[col].value_counts()
         labelled = counts.sum()
-        for grade, pct in zip(SEVERITIES, LABEL_PERCENT[col][:3]):
+        for grade, pct in zip(SEVERITIES, LABEL_PERCENT[col][:3], strict=True):
             got = 100 * counts.get(grade, 0) / labelled
             assert abs(got - pct) < 4.0, (col, grade, got, pct)
         missing = 100 * train[col].isna().mean()
@@ -178,10 +212,12 @@ def test_series_structure_like_the_real_tables(big_tables):
 
 
 def test_every_dicom_reads_without_force_and_has_the_tags(small):
-    series = pd.concat([
-        pd.read_csv(small / "train_series_descriptions.csv").assign(split="train"),
-        pd.read_csv(small / "test_series_descriptions.csv").assign(split="test"),
-    ])
+    series = pd.concat(
+        [
+            pd.read_csv(small / "train_series_descriptions.csv").assign(split="train"),
+            pd.read_csv(small / "test_series_descriptions.csv").assign(split="test"),
+        ]
+    )
     sop_uids = set()
     n_files = 0
     for row in series.itertuples():
@@ -205,18 +241,26 @@ def test_every_dicom_reads_without_force_and_has_the_tags(small):
             assert isinstance(ds.SeriesNumber, int) or int(ds.SeriesNumber) >= 1
             iop = np.asarray(ds.ImageOrientationPatient, float)
             assert len(ds.ImagePositionPatient) == 3 and iop.shape == (6,)
-            np.testing.assert_allclose([np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])], 1, atol=1e-5)
+            np.testing.assert_allclose(
+                [np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])], 1, atol=1e-5
+            )
             assert abs(iop[:3] @ iop[3:]) < 1e-5
             spacing = [float(v) for v in ds.PixelSpacing]
             assert spacing[0] == spacing[1] and 0.2 < spacing[0] < 2.0
-            assert 2.5 <= float(ds.SliceThickness) <= 5 and float(ds.SpacingBetweenSlices) >= float(ds.SliceThickness)
+            assert 2.5 <= float(ds.SliceThickness) <= 5 and float(ds.SpacingBetweenSlices) >= float(
+                ds.SliceThickness
+            )
             assert ds.SamplesPerPixel == 1 and ds.PhotometricInterpretation == "MONOCHROME2"
-            assert ds.BitsAllocated == 16 and ds.BitsStored in (12, 16) and ds.HighBit == ds.BitsStored - 1
+            assert (
+                ds.BitsAllocated == 16
+                and ds.BitsStored in (12, 16)
+                and ds.HighBit == ds.BitsStored - 1
+            )
             assert ds.PixelRepresentation == 0
             assert float(ds.RescaleIntercept) == 0 and float(ds.RescaleSlope) > 0
             arr = ds.pixel_array
             assert arr.dtype == np.uint16 and arr.shape == (ds.Rows, ds.Columns)
-            assert int(arr.max()) < 2 ** ds.BitsStored and arr.max() > 0
+            assert int(arr.max()) < 2**ds.BitsStored and arr.max() > 0
             if row.series_description == "Axial T2":
                 # Columns toward the patient's left, rows toward the back (tilted about x at most).
                 np.testing.assert_allclose(iop[:3], [1, 0, 0], atol=1e-6)
@@ -250,14 +294,18 @@ def test_the_lss_loader_orders_slices_in_space(small):
 
 def test_geometry_and_numbering_vary_like_real_series():
     plans = [
-        plan_sampled_study(1000 + i, [10 + 5 * i + k for k in range(5)], np.random.SeedSequence([7, i]))
+        plan_sampled_study(
+            1000 + i, [10 + 5 * i + k for k in range(5)], np.random.SeedSequence([7, i])
+        )
         for i in range(80)
     ]
     axial = [s for p in plans for s in p.series if s.is_axial]
     starts = {s.slices[0].instance_number for s in axial}
     assert 1 in starts and any(v > 1 for v in starts)
     tilted = [s for s in axial if any(abs(sl.orientation[5]) > 1e-6 for sl in s.slices)]
-    flat = [s for s in axial if all(sl.orientation == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for sl in s.slices)]
+    flat = [
+        s for s in axial if all(sl.orientation == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for sl in s.slices)
+    ]
     assert tilted and flat
     # Angled stacks: one normal per disc, different between discs.
     assert any(len({sl.orientation for sl in s.slices}) >= 3 for s in tilted)
@@ -271,7 +319,7 @@ def test_geometry_and_numbering_vary_like_real_series():
     assert len({c for _, c in sizes}) >= 3 and any(r != c for r, c in sizes)
     assert any(s.header.rescale_slope != 1.0 for p in plans for s in p.series)
     assert {s.header.bits_stored for p in plans for s in p.series} == {12, 16}
-    assert all(0.45 <= s.header.pixel_spacing <= 0.8 for s in axial)
+    assert all(0.42 <= s.header.pixel_spacing <= 0.8 for s in axial)
 
 
 def test_coordinates_lie_inside_the_referenced_instance(small):
@@ -281,7 +329,9 @@ def test_coordinates_lie_inside_the_referenced_instance(small):
         ds = _read(small, "train", r.study_id, r.series_id, r.instance_number)
         assert 0 <= r.x < ds.Columns and 0 <= r.y < ds.Rows, r
     sub = coords[coords["condition"].str.contains("Subarticular")]
-    pairs = sub.pivot_table(index=["study_id", "series_id", "level"], columns="condition", values="x").dropna()
+    pairs = sub.pivot_table(
+        index=["study_id", "series_id", "level"], columns="condition", values="x"
+    ).dropna()
     # The patient's left is on the image's right.
     assert (pairs["Left Subarticular Stenosis"] > pairs["Right Subarticular Stenosis"]).all()
 
@@ -314,7 +364,9 @@ def test_left_subarticular_severity_darkens_the_left_recess_only():
         severe = render_axial(left=0.9, seed=seed, shape=(320, 320), pixel_spacing=0.6)
         r = 3.0 / 0.6  # 3 mm
         assert severe.left_recess == mild.left_recess
-        assert _disc_mean(severe.image, *severe.left_recess, r) < 0.8 * _disc_mean(mild.image, *mild.left_recess, r)
+        assert _disc_mean(severe.image, *severe.left_recess, r) < 0.8 * _disc_mean(
+            mild.image, *mild.left_recess, r
+        )
         # The image's right is the patient's left.
         assert mild.left_recess[0] > mild.right_recess[0]
         # The other side is untouched, pixel for pixel.
@@ -331,14 +383,15 @@ def test_canal_severity_shrinks_the_bright_sac():
         severe = render_axial(canal=0.9, seed=seed, noise=False, pixel_spacing=0.5)
         cx = (normal.left_recess[0] + normal.right_recess[0]) / 2
         cy = normal.left_recess[1] + 5 / 0.5  # the sac lies behind the recesses
-        bright = [
-            (_disc_mean(img.image, cx, cy, 8 / 0.5)) for img in (normal, severe)
-        ]
+        bright = [(_disc_mean(img.image, cx, cy, 8 / 0.5)) for img in (normal, severe)]
         assert bright[1] < 0.8 * bright[0]
         # Away from the disc the effect fades.
         far_n = render_axial(canal=0.1, seed=seed, noise=False, pixel_spacing=0.5, offset_mm=12)
         far_s = render_axial(canal=0.9, seed=seed, noise=False, pixel_spacing=0.5, offset_mm=12)
-        assert abs(_disc_mean(far_s.image, cx, cy, 8 / 0.5) - _disc_mean(far_n.image, cx, cy, 8 / 0.5)) < 0.02
+        assert (
+            abs(_disc_mean(far_s.image, cx, cy, 8 / 0.5) - _disc_mean(far_n.image, cx, cy, 8 / 0.5))
+            < 0.02
+        )
 
 
 def test_severity_is_visible_in_the_written_files(tmp_path):
@@ -354,7 +407,9 @@ def test_severity_is_visible_in_the_written_files(tmp_path):
         radius = 3.0 / float(ds.PixelSpacing[0])
         grade = train.loc[r.study_id, column_name("left_subarticular_stenosis", r.level)]
         means[grade].append(_disc_mean(img, r.x, r.y, radius) / ref)
-    assert len(means["Normal/Mild"]) >= 10 and len(means["Severe"]) >= 3, {k: len(v) for k, v in means.items()}
+    assert len(means["Normal/Mild"]) >= 10 and len(means["Severe"]) >= 3, {
+        k: len(v) for k, v in means.items()
+    }
     assert np.mean(means["Severe"]) < np.mean(means["Moderate"] or means["Severe"]) + 1e-9
     assert np.mean(means["Severe"]) < 0.8 * np.mean(means["Normal/Mild"])
 
@@ -368,7 +423,7 @@ def test_render_axial_validates_and_sizes():
         render_axial(left=1.5)
 
 
-# ----------------------------------------------------------------------------- marker and output dir
+# ------------------------------------------------------------------- marker and output dir
 
 
 def test_marker(small, tmp_path):
@@ -422,8 +477,20 @@ def test_bad_options_raise():
 def test_cli(tmp_path):
     script = REPO / "data_scripts" / "make_phantom.py"
     out = tmp_path / "cli"
-    args = [sys.executable, str(script), "--out", str(out), "--n-studies", "2", "--n-test-studies", "1",
-            "--workers", "1", "--seed", "5"]
+    args = [
+        sys.executable,
+        str(script),
+        "--out",
+        str(out),
+        "--n-studies",
+        "2",
+        "--n-test-studies",
+        "1",
+        "--workers",
+        "1",
+        "--seed",
+        "5",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "train.csv (2 rows)" in done.stdout and " s" in done.stdout
@@ -448,8 +515,9 @@ def from_tables(tmp_path_factory):
     if LABELS_DIR is None:
         pytest.skip("real RSNA 2024 label tables not found")
     ids = _pick_real_studies()
-    root = make_phantom(tmp_path_factory.mktemp("ft") / "p", tables_dir=LABELS_DIR, study_ids=ids,
-                        seed=0, workers=1)
+    root = make_phantom(
+        tmp_path_factory.mktemp("ft") / "p", tables_dir=LABELS_DIR, study_ids=ids, seed=0, workers=1
+    )
     return root, ids
 
 
@@ -471,7 +539,10 @@ def test_from_tables_build_index_equals_the_real_one(from_tables):
     from lss.data import build_index
 
     root, ids = from_tables
-    for condition, level in (("left_subarticular_stenosis", "L4/L5"), ("spinal_canal_stenosis", "L3/L4")):
+    for condition, level in (
+        ("left_subarticular_stenosis", "L4/L5"),
+        ("spinal_canal_stenosis", "L3/L4"),
+    ):
         ours = build_index(root, condition, level)
         real = build_index(LABELS_DIR, condition, level, check_images=False)
         real = real[real["study_id"].isin(ids)].reset_index(drop=True)
@@ -497,11 +568,15 @@ def test_from_tables_instances_exist_and_points_hit_the_recess(from_tables):
         img = apply_rescale(ds.pixel_array, ds).astype(float)
         mm = 1.0 / float(ds.PixelSpacing[0])
         # A normal recess: a dark root at the point, bright fat around it.
-        hits.append(_disc_mean(img, r.x, r.y, 0.8 * mm) < _disc_mean(img, r.x, r.y, 2.8 * mm, 1.8 * mm))
+        hits.append(
+            _disc_mean(img, r.x, r.y, 0.8 * mm) < _disc_mean(img, r.x, r.y, 2.8 * mm, 1.8 * mm)
+        )
     assert len(hits) >= 10 and np.mean(hits) > 0.8, (len(hits), np.mean(hits))
     # Only a few instances around each referenced one are rendered.
     for (study, series), g in coords.groupby(["study_id", "series_id"]):
-        files = {int(p.stem) for p in (root / "train_images" / str(study) / str(series)).glob("*.dcm")}
+        files = {
+            int(p.stem) for p in (root / "train_images" / str(study) / str(series)).glob("*.dcm")
+        }
         referenced = set(g["instance_number"])
         assert referenced <= files
         assert files <= {i for j in referenced for i in range(j - 3, j + 4)}

@@ -12,9 +12,9 @@ results computed from it.
 
 Examples
 --------
+>>> import tempfile
 >>> from lss.phantom import make_phantom, is_phantom
->>> root = make_phantom("/tmp/lss-phantom-doctest", n_studies=2, n_test_studies=0,
-...                     workers=1, overwrite=True)
+>>> root = make_phantom(tempfile.mkdtemp() + "/phantom", n_studies=2, n_test_studies=0, workers=1)
 >>> is_phantom(root)
 True
 """

@@ -178,8 +178,9 @@ class AxialAnatomy:
     left_offset: tuple[float, float] = (0.0, 0.0)
     right_offset: tuple[float, float] = (0.0, 0.0)
 
-    def with_severity(self, *, canal: float | None = None, left: float | None = None,
-                      right: float | None = None) -> AxialAnatomy:
+    def with_severity(
+        self, *, canal: float | None = None, left: float | None = None, right: float | None = None
+    ) -> AxialAnatomy:
         """A copy with some severity latents replaced (each must lie in [0, 1])."""
         changes = {}
         for name, value in (("canal", canal), ("left", left), ("right", right)):
@@ -235,7 +236,9 @@ def axial_anatomy(
     n = int(rng.integers(9, 14))
     ang = rng.uniform(0.1 * math.pi, 0.9 * math.pi, n)  # a crescent in the back of the sac
     rad = rng.uniform(0.35, 0.72, n)
-    rootlets = tuple((float(r * math.cos(t)), float(r * math.sin(t))) for r, t in zip(rad, ang))
+    rootlets = tuple(
+        (float(r * math.cos(t)), float(r * math.sin(t))) for r, t in zip(rad, ang, strict=True)
+    )
     anat = AxialAnatomy(
         level=level,
         disc_a=disc_a,
@@ -244,8 +247,8 @@ def axial_anatomy(
         sac_b=sac_b,
         recess_u=sac_a + 1.0 + float(rng.normal(0, 0.4)),
         recess_v=-(sac_b + 1.5) + 2.6,
-        psoas_a=7.0 + 3.0 * i,
-        psoas_b=9.0 + 2.5 * i,
+        psoas_a=7.0 + 3.3 * i,
+        psoas_b=9.0 + 2.8 * i,
         facet_angle=traits.facet_angles[i],
         lf=traits.lf,
         nucleus=traits.disc_health[i],
@@ -288,4 +291,4 @@ class Placement:
     def to_pixel(self, u: float, v: float) -> tuple[float, float]:
         """Anatomy (u, v) in mm to image (column, row) in pixels."""
         c, s, k = math.cos(self.rotation), math.sin(self.rotation), self.k
-        return self.cx + k * (u * c - v * s), self.cy + k * (u * s + v * c)
+        return float(self.cx + k * (u * c - v * s)), float(self.cy + k * (u * s + v * c))

@@ -37,6 +37,7 @@ T2_AXIAL: dict[str, float] = {
     "fat": 0.62,
     "deep": 0.36,
     "marrow": 0.42,
+    "ilium": 0.55,
     "cortex": 0.07,
     "annulus": 0.24,
     "nucleus": 0.80,
@@ -82,7 +83,7 @@ def _background_layers(anat: AxialAnatomy) -> list[Layer]:
     i = LEVELS.index(anat.level)
     v_pm = -(anat.sac_b + 1.5)  # posterior disc margin
     v_ant = v_pm - 2 * anat.disc_b  # anterior disc margin
-    skin_v = 64.0 + anat.fat
+    skin_v = 68.0 + anat.fat
     layers: list[Layer] = [
         (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["skin"], 1.0, 1.0, 0.0, None),
         (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["fat"], 1.0, 1.0, 2.5, None),
@@ -92,22 +93,27 @@ def _background_layers(anat: AxialAnatomy) -> list[Layer]:
     for sg in (1.0, -1.0):
         pu = sg * (0.55 * anat.disc_a + 0.8 * anat.psoas_a + 4.0)
         pv = v_pm - 0.8 * anat.disc_b
-        layers.append((Shape(pu, pv, anat.psoas_a, anat.psoas_b, sg * 0.35), t["muscle"], 1.0, 1.0, 0.0, None))
+        layers.append(
+            (Shape(pu, pv, anat.psoas_a, anat.psoas_b, sg * 0.35), t["muscle"], 1.0, 1.0, 0.0, None)
+        )
         if i <= 3:
-            qu = sg * (anat.disc_a + 2 * anat.psoas_a + 9.0)
+            qu = sg * (anat.disc_a + 2 * anat.psoas_a + 12.0)
             layers.append((Shape(qu, 4.0, 12.0, 5.5, sg * -0.4), t["muscle"], 1.0, 1.0, 0.0, None))
-        erector = Shape(sg * 33.0, 40.0, 23.0, 23.0)
+        erector = Shape(sg * 36.0, 41.0, 27.0, 25.0)
         layers.append((erector, t["ligament"], 0.5, 1.0, 0.0, (t["muscle"], 0.5)))
-        multifidus = Shape(sg * 12.5, 35.0, 10.5, 18.0)
+        multifidus = Shape(sg * 13.5, 37.0, 12.0, 20.0)
         layers.append((multifidus, t["ligament"], 0.5, 1.0, 0.0, (t["multifidus"], 0.5)))
         if i == 4:  # iliac wings beside L5/S1
-            layers += _bone(Shape(sg * 74.0, 10.0, 12.0, 38.0, sg * 0.45), 1.0, t["marrow"])
+            ilium = Shape(sg * 74.0, 10.0, 12.0, 38.0, sg * 0.45)
+            layers.append((ilium, t["cortex"], 0.6, 1.0, 0.0, (t["ilium"], 1.8)))
     if i <= 2:
         layers.append((Shape(8.0, v_ant - 10.0, 8.5, 8.5), t["vessel"], 0.6, 1.0, 0.0, None))
         layers.append((Shape(-15.0, v_ant - 8.0, 11.0, 7.0), t["vein"], 0.8, 1.0, 0.0, None))
     else:
         for sg in (1.0, -1.0):
-            layers.append((Shape(sg * 11.0, v_ant - 8.0, 5.0, 5.0), t["vessel"], 0.6, 1.0, 0.0, None))
+            layers.append(
+                (Shape(sg * 11.0, v_ant - 8.0, 5.0, 5.0), t["vessel"], 0.6, 1.0, 0.0, None)
+            )
             layers.append((Shape(sg * 18.0, v_ant - 4.0, 6.0, 4.5), t["vein"], 0.8, 1.0, 0.0, None))
     return layers
 
@@ -151,23 +157,43 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
     a = anat.disc_a - 0.8 * (1.0 - wd)
     b = anat.disc_b - 0.5 * (1.0 - wd)
     body = Shape(0.0, v_pm - b, a, b, 0.0, 2.3)
-    rim, core = _lerp(t["annulus"], t["cortex"], 1.0 - wd), _lerp(t["annulus"], t["marrow"], 1.0 - wd)
+    rim, core = (
+        _lerp(t["annulus"], t["cortex"], 1.0 - wd),
+        _lerp(t["annulus"], t["marrow"], 1.0 - wd),
+    )
     layers.append((body, rim, 0.6, 1.0, 0.0, core))
     nucleus = _lerp(t["annulus"], t["nucleus"], anat.nucleus)
     layers.append((Shape(0.0, v_pm - 1.05 * b, 0.55 * a, 0.5 * b), nucleus, 3.0, wd, 0.0, None))
 
     for sg in (1.0, -1.0):
         if w_tp > 0:
-            layers += _bone(Shape(sg * (anat.disc_a + 10.0), -3.0, 15.0, 3.5, sg * 0.12), w_tp, t["marrow"])
+            layers += _bone(
+                Shape(sg * (anat.disc_a + 10.0), -3.0, 15.0, 3.5, sg * 0.12), w_tp, t["marrow"]
+            )
         if w_ped > 0:
-            layers += _bone(Shape(sg * (anat.sac_a + 5.0), -3.5, 4.2, 7.5, sg * -0.25), w_ped, t["marrow"])
+            layers += _bone(
+                Shape(sg * (anat.sac_a + 5.0), -3.5, 4.2, 7.5, sg * -0.25), w_ped, t["marrow"]
+            )
 
     # Epidural fat filling the canal, and the foramina opening laterally above the disc.
-    layers.append((Shape(0.0, 1.0, anat.sac_a + 2.6, anat.sac_b + 2.4, 0.0, 2.2), t["fat"], 0.8, 1.0, 0.0, None))
+    layers.append(
+        (
+            Shape(0.0, 1.0, anat.sac_a + 2.6, anat.sac_b + 2.4, 0.0, 2.2),
+            t["fat"],
+            0.8,
+            1.0,
+            0.0,
+            None,
+        )
+    )
     if w_for > 0:
         for sg in (1.0, -1.0):
-            layers.append((Shape(sg * (anat.sac_a + 8.0), -1.0, 6.5, 5.0), t["fat"], 1.0, w_for, 0.0, None))
-            layers.append((Shape(sg * (anat.sac_a + 9.5), -2.0, 2.0, 2.0), t["root"], 0.5, w_for, 0.0, None))
+            layers.append(
+                (Shape(sg * (anat.sac_a + 8.0), -1.0, 6.5, 5.0), t["fat"], 1.0, w_for, 0.0, None)
+            )
+            layers.append(
+                (Shape(sg * (anat.sac_a + 9.5), -2.0, 2.0, 2.0), t["root"], 0.5, w_for, 0.0, None)
+            )
 
     sides = (("left", 1.0, anat.left), ("right", -1.0, anat.right))
     # Fat in the lateral recesses (before the facets, which wall them in).
@@ -183,7 +209,10 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
             h = sev * g  # facet hypertrophy toward the recess
             ru, rv = anat.recess(side)
             th = anat.facet_angle
-            du, dv = sg * math.sin(th), math.cos(th)  # along the joint, front-medial to back-lateral
+            du, dv = (
+                sg * math.sin(th),
+                math.cos(th),
+            )  # along the joint, front-medial to back-lateral
             nu, nv = -sg * math.cos(th), math.sin(th)  # toward the back and the midline
             ang = math.atan2(dv, du)
             half_len, half_w = 7.5 * (1 + 0.25 * h), 4.2 * (1 + 0.3 * h)
@@ -203,7 +232,9 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
             u0, v0 = sg * (anat.sac_a + 3.5), 3.0
             u1, v1 = 0.0, anat.sac_b + 6.5
             length = math.hypot(u1 - u0, v1 - v0)
-            lam = Shape((u0 + u1) / 2, (v0 + v1) / 2, length / 2 + 1.0, 2.4, math.atan2(v1 - v0, u1 - u0))
+            lam = Shape(
+                (u0 + u1) / 2, (v0 + v1) / 2, length / 2 + 1.0, 2.4, math.atan2(v1 - v0, u1 - u0)
+            )
             layers += _bone(lam, w_lam, t["marrow"])
     layers += _bone(Shape(0.0, anat.sac_b + 24.0, 2.8, 18.0), w_sp, t["marrow"])
 
@@ -211,7 +242,9 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
     f = (1.0 - 0.47 * sc) * (1.0 + 0.05 * (1.0 - wd))
     sac_v = (1.0 - f) * anat.sac_b * 0.6 if f < 1 else 0.0
     csf = t["csf"] - 0.5 * sc**1.5
-    layers.append((Shape(0.0, sac_v, anat.sac_a * f, anat.sac_b * f, 0.0, 2.2), csf, 0.7, 1.0, 0.0, None))
+    layers.append(
+        (Shape(0.0, sac_v, anat.sac_a * f, anat.sac_b * f, 0.0, 2.2), csf, 0.7, 1.0, 0.0, None)
+    )
     for fu, fv in anat.rootlets:  # painted together (see _paint_layers)
         dot = Shape(fu * anat.sac_a * f, sac_v + fv * anat.sac_b * f, 0.75, 0.75)
         layers.append((dot, t["root"], 0.5, 0.85, 0.0, _DOT))
@@ -220,7 +253,7 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
     layers.append((bulge, t["annulus"], 0.7, wd, 0.0, None))
 
     # Ligamentum flavum lining the back and sides of the sac; thickens with stenosis.
-    for side, sg, sev in sides:
+    for _side, sg, sev in sides:
         th = anat.lf + 2.6 * max(anat.canal, sev) * g
         nu, nv = sg * 0.67, 0.74  # outward normal
         r_sac = 1.0 / math.sqrt((nu / anat.sac_a) ** 2 + (nv / anat.sac_b) ** 2)
@@ -261,7 +294,16 @@ def _paint_layers(canvas: np.ndarray, layers: list[Layer], place: Placement) -> 
         rim = 1.0
         if isinstance(core, tuple):
             core, rim = core
-        paint(canvas, px, value, soft=soft * k, opacity=opacity, inset=inset * k, core=core, core_inset=rim * k)
+        paint(
+            canvas,
+            px,
+            value,
+            soft=soft * k,
+            opacity=opacity,
+            inset=inset * k,
+            core=core,
+            core_inset=rim * k,
+        )
     if dots:
         radius, dv, ds, do = dot_style
         paint_dots(canvas, np.array(dots), radius, dv, soft=ds, opacity=do)
@@ -314,7 +356,9 @@ class AxialSeriesRenderer:
         noise_sigma: float = 0.035,
     ) -> None:
         if set(anatomy) != set(placements):
-            raise ValueError(f"anatomy levels {sorted(anatomy)} != placement levels {sorted(placements)}")
+            raise ValueError(
+                f"anatomy levels {sorted(anatomy)} != placement levels {sorted(placements)}"
+            )
         self.shape = (int(shape[0]), int(shape[1]))
         self.anatomy = anatomy
         self.placements = placements
@@ -341,7 +385,11 @@ class AxialSeriesRenderer:
         if level not in self.anatomy:
             raise ValueError(f"Level '{level}' not in this series ({sorted(self.anatomy)})")
         canvas = self._background(level).copy()
-        _paint_layers(canvas, axial_layers(self.anatomy[level], d_mm, background=False), self.placements[level])
+        _paint_layers(
+            canvas,
+            axial_layers(self.anatomy[level], d_mm, background=False),
+            self.placements[level],
+        )
         canvas *= self._gain
         if rng is not None:
             canvas = self._noise.apply(canvas, rng)

@@ -38,7 +38,9 @@ _ID_LOW, _ID_HIGH = 1_000_000, 4_294_967_295  # real ids are unsigned 32-bit-ish
 # ----------------------------------------------------------------------------- tasks
 
 
-def _unique_ints(rng: np.random.Generator, n: int, low: int, high: int, exclude: set[int]) -> list[int]:
+def _unique_ints(
+    rng: np.random.Generator, n: int, low: int, high: int, exclude: set[int]
+) -> list[int]:
     out: list[int] = []
     seen = set(exclude)
     while len(out) < n:
@@ -59,7 +61,12 @@ def _sampled_tasks(n_studies: int, n_test: int, seed: int) -> list[tuple]:
     series_ids = _unique_ints(rng, 5 * total, 10_000, _ID_HIGH, set(study_ids))
     seeds = child_seeds(study_root, total)
     return [
-        (study_ids[i], series_ids[5 * i : 5 * i + 5], seeds[i], "train" if i < n_studies else "test")
+        (
+            study_ids[i],
+            series_ids[5 * i : 5 * i + 5],
+            seeds[i],
+            "train" if i < n_studies else "test",
+        )
         for i in range(total)
     ]
 
@@ -101,20 +108,32 @@ def _tables_from_plans(plans: Iterable[StudyPlan]) -> dict[str, Any]:
     train = [p for p in plans if p.split == "train"]
     test = [p for p in plans if p.split == "test"]
     labels = pd.DataFrame(
-        [[p.study_id] + [p.labels[c] for c in columns] for p in train], columns=["study_id", *columns]
+        [[p.study_id] + [p.labels[c] for c in columns] for p in train],
+        columns=["study_id", *columns],
     )
     for c in columns:
         labels[c] = labels[c].astype(object).where(labels[c].notna(), np.nan)
 
     def series_frame(group: list[StudyPlan]) -> pd.DataFrame:
-        rows = [(p.study_id, s.header.series_id, s.header.description) for p in group for s in p.series]
+        rows = [
+            (p.study_id, s.header.series_id, s.header.description) for p in group for s in p.series
+        ]
         frame = pd.DataFrame(rows, columns=["study_id", "series_id", "series_description"])
         return frame.sort_values(["study_id", "series_id"], kind="stable").reset_index(drop=True)
 
     coords = pd.DataFrame([c for p in train for c in p.coordinates], columns=_COORD_COLUMNS)
-    coords = coords.astype({"study_id": "int64", "series_id": "int64", "instance_number": "int64",
-                            "x": "float64", "y": "float64"})
-    coords = coords.sort_values(["study_id", "series_id", "instance_number", "condition", "level"], kind="stable")
+    coords = coords.astype(
+        {
+            "study_id": "int64",
+            "series_id": "int64",
+            "instance_number": "int64",
+            "x": "float64",
+            "y": "float64",
+        }
+    )
+    coords = coords.sort_values(
+        ["study_id", "series_id", "instance_number", "condition", "level"], kind="stable"
+    )
     submission = pd.DataFrame(
         [(f"{p.study_id}_{c}", 1 / 3, 1 / 3, 1 / 3) for p in test for c in sorted(columns)],
         columns=["row_id", "normal_mild", "moderate", "severe"],
@@ -201,7 +220,9 @@ def _table_tasks(
         chosen = list(available)
     else:
         if n_studies > len(available):
-            raise ValueError(f"n_studies={n_studies} but {tables_dir / 'train.csv'} has {len(available)} studies")
+            raise ValueError(
+                f"n_studies={n_studies} but {tables_dir / 'train.csv'} has {len(available)} studies"
+            )
         pick = np.random.default_rng(seed).choice(len(available), size=n_studies, replace=False)
         chosen = [available[i] for i in sorted(pick)]
     keep = set(chosen)
@@ -213,14 +234,33 @@ def _table_tasks(
         lab = {c: (None if pd.isna(row[c]) else str(row[c])) for c in columns}
         ser = series[series["study_id"] == sid]
         cor = coords[coords["study_id"] == sid]
-        tasks.append((
-            "tables", sid, lab,
-            [(int(a), str(b)) for a, b in zip(ser["series_id"], ser["series_description"])],
-            [(int(r.series_id), int(r.instance_number), str(r.condition), str(r.level), float(r.x), float(r.y))
-             for r in cor.itertuples()],
-            np.random.SeedSequence([seed, int(sid)]), "train",
-        ))
-    out_tables = {name: head + "".join(_lines_for(body, keep)) for name, (head, body) in raw.items()}
+        tasks.append(
+            (
+                "tables",
+                sid,
+                lab,
+                [
+                    (int(a), str(b))
+                    for a, b in zip(ser["series_id"], ser["series_description"], strict=True)
+                ],
+                [
+                    (
+                        int(r.series_id),
+                        int(r.instance_number),
+                        str(r.condition),
+                        str(r.level),
+                        float(r.x),
+                        float(r.y),
+                    )
+                    for r in cor.itertuples()
+                ],
+                np.random.SeedSequence([seed, int(sid)]),
+                "train",
+            )
+        )
+    out_tables = {
+        name: head + "".join(_lines_for(body, keep)) for name, (head, body) in raw.items()
+    }
 
     if n_test > 0:
         head, body = _read_lines(tables_dir / "test_series_descriptions.csv")
@@ -234,9 +274,14 @@ def _table_tasks(
         test_lines = _lines_for(body, set(test_ids))
         out_tables["test_series_descriptions.csv"] = head + "".join(test_lines)
         for sid in test_ids:
-            ser = [(int(ln.split(",")[1]), ln.rstrip("\r\n").split(",", 2)[2]) for ln in test_lines
-                   if int(ln.split(",", 1)[0]) == sid]
-            tasks.append(("tables", sid, None, ser, [], np.random.SeedSequence([seed, sid]), "test"))
+            ser = [
+                (int(ln.split(",")[1]), ln.rstrip("\r\n").split(",", 2)[2])
+                for ln in test_lines
+                if int(ln.split(",", 1)[0]) == sid
+            ]
+            tasks.append(
+                ("tables", sid, None, ser, [], np.random.SeedSequence([seed, sid]), "test")
+            )
         sub = tables_dir / "sample_submission.csv"
         if sub.is_file():
             shead, sbody = _read_lines(sub)
@@ -264,7 +309,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise NotADirectoryError(f"Output path exists and is not a directory: {out}")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"Output directory is not empty: {out} (pass overwrite=True to replace a phantom)")
+            raise FileExistsError(
+                f"Output directory is not empty: {out} (pass overwrite=True to replace a phantom)"
+            )
         if read_marker(out) is None:
             raise FileExistsError(
                 f"Output directory is not empty and holds no {MARKER_NAME}: {out}; "

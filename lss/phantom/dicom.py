@@ -172,7 +172,9 @@ class _SeriesEncoder:
             fixed.append((0x0018, 0x0082, "DS", _num(h.inversion_time)))
         self.fixed = [((g, e), _element(g, e, vr, v)) for g, e, vr, v in fixed]
 
-    def encode(self, sop_uid: str, instance_number: int, position, orientation, pixel_bytes: bytes) -> bytes:
+    def encode(
+        self, sop_uid: str, instance_number: int, position, orientation, pixel_bytes: bytes
+    ) -> bytes:
         normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
         per = [
             (0x0008, 0x0018, "UI", sop_uid),
@@ -243,7 +245,9 @@ def write_slice(
             f"({header.rows}, {header.columns})"
         )
     if instance_number < 1:
-        raise ValueError(f"Series {header.series_id}: instance_number must be >= 1, got {instance_number}")
+        raise ValueError(
+            f"Series {header.series_id}: instance_number must be >= 1, got {instance_number}"
+        )
     hi = (1 << header.bits_stored) - 1
     stored = np.clip(np.rint(physical / header.rescale_slope), 0, hi).astype("<u2")
     encoder = _ENCODERS.get(header)

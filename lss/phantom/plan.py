@@ -62,7 +62,10 @@ IMAGE_SIZES: tuple[int, ...] = (256, 320, 384, 448, 512, 576, 640, 704, 768, 832
 CoordinateRow = tuple[int, int, int, str, str, float, float]
 
 _SUBARTICULAR = {"left": "left_subarticular_stenosis", "right": "right_subarticular_stenosis"}
-_FORAMINAL = {"left": "left_neural_foraminal_narrowing", "right": "right_neural_foraminal_narrowing"}
+_FORAMINAL = {
+    "left": "left_neural_foraminal_narrowing",
+    "right": "right_neural_foraminal_narrowing",
+}
 _CANAL = "spinal_canal_stenosis"
 _SAG_AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _SAG_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
@@ -166,7 +169,9 @@ class StudyPlan:
 def child_seeds(seed: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
     """The first ``n`` children of ``seed``, without advancing it (unlike ``spawn``)."""
     return [
-        np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i), pool_size=seed.pool_size)
+        np.random.SeedSequence(
+            seed.entropy, spawn_key=(*seed.spawn_key, i), pool_size=seed.pool_size
+        )
         for i in range(n)
     ]
 
@@ -253,7 +258,13 @@ def _number(
     """Assign instance numbers: a random start, increasing toward the feet or the head."""
     r = rng.random()
     if start is None:
-        start = 1 if r < 0.75 else int(rng.integers(2, 21)) if r < 0.9 else int(rng.choice([101, 501, 1001, 2001]))
+        start = (
+            1
+            if r < 0.75
+            else int(rng.integers(2, 21))
+            if r < 0.9
+            else int(rng.choice([101, 501, 1001, 2001]))
+        )
     if toward_feet is None:
         toward_feet = rng.random() < 0.85
     order = slices_head_to_feet if toward_feet else slices_head_to_feet[::-1]
@@ -284,8 +295,8 @@ def _axial_size(rng: np.random.Generator) -> tuple[int, int, float]:
     rows = cols
     if rng.random() < 0.1:  # now and then a non-square matrix
         rows = int(16 * round(cols * rng.uniform(0.75, 0.9) / 16))
-    fov = rng.uniform(170.0, 240.0)
-    spacing = float(np.clip(fov / cols, 0.45, 0.8))
+    fov = rng.uniform(160.0, 220.0)  # lumbar axial fields of view are about 16-22 cm
+    spacing = float(np.clip(fov / cols, 0.42, 0.8))
     return rows, cols, spacing
 
 
@@ -297,7 +308,9 @@ def _jitter(rng: np.random.Generator, spacing: float, mm: float = 0.3) -> tuple[
 # ----------------------------------------------------------------------------- labels
 
 
-def _sample_labels(rng: np.random.Generator, covered: Sequence[str]) -> tuple[dict[str, str | None], float]:
+def _sample_labels(
+    rng: np.random.Generator, covered: Sequence[str]
+) -> tuple[dict[str, str | None], float]:
     """Correlated grades with the real marginals (a Gaussian copula), and missing cells.
 
     A study factor (degeneration), a level factor and a side-and-level factor are
@@ -323,7 +336,13 @@ def _sample_labels(rng: np.random.Generator, covered: Sequence[str]) -> tuple[di
             z += 0.3 * side[sd][i] if sd in side else rng.standard_normal() * 0.3
             u = float(ndtr(z))
             total = normal + moderate + severe
-            grade = SEVERITIES[0] if u < normal / total else SEVERITIES[1] if u < (normal + moderate) / total else SEVERITIES[2]
+            grade = (
+                SEVERITIES[0]
+                if u < normal / total
+                else SEVERITIES[1]
+                if u < (normal + moderate) / total
+                else SEVERITIES[2]
+            )
             if cond in _SUBARTICULAR.values():
                 if lvl not in covered or rng.random() * 100 < 0.15:
                     grade = None
@@ -393,10 +412,14 @@ def _plan_axial_series(
         x0, y0 = mean[0] - cx0 * spacing, mean[1] - cy0 * spacing
         z_top = spine.centres[idx[0], 2] + rng.uniform(6, 12)
         z_bot = spine.centres[idx[-1], 2] - rng.uniform(6, 12)
-        for lvl, i in zip(levels, idx):
+        for lvl, i in zip(levels, idx, strict=True):
             c = spine.centres[i]
             placements[lvl] = Placement(
-                (c[0] - x0) / spacing, (c[1] - y0) / spacing, rot + rng.normal(0, 0.01), traits.size, spacing
+                (c[0] - x0) / spacing,
+                (c[1] - y0) / spacing,
+                rot + rng.normal(0, 0.01),
+                traits.size,
+                spacing,
             )
         for z in np.arange(z_top, z_bot, -between):
             j = int(np.argmin(np.abs(spine.centres[idx, 2] - z)))
@@ -409,7 +432,7 @@ def _plan_axial_series(
                 }
             )
     else:
-        for lvl, i in zip(levels, idx):
+        for lvl, i in zip(levels, idx, strict=True):
             n = int(_choice(rng, (3, 4, 5), (20, 35, 45)))
             theta = float(spine.tilts[i] + rng.normal(0, math.radians(1.5)))
             r, c, nrm = _axial_frame(theta)
@@ -421,13 +444,27 @@ def _plan_axial_series(
                 d = ((n - 1) / 2 - k) * between + delta
                 pos = spine.centres[i] + d * nrm - cx * spacing * r - cy * spacing * c
                 specs.append(
-                    {"level": lvl, "d": float(d), "position": tuple(float(v) for v in pos), "orientation": _orientation(theta)}
+                    {
+                        "level": lvl,
+                        "d": float(d),
+                        "position": tuple(float(v) for v in pos),
+                        "orientation": _orientation(theta),
+                    }
                 )
     _number(specs, rng)
     specs.sort(key=lambda s: s["instance"])
     header, intensity = _header(
-        rng, study_id=study_id, series_id=series_id, description="Axial T2", series_number=series_number,
-        rows=rows, columns=cols, pixel_spacing=spacing, thickness=thickness, between=between, contrast="T2",
+        rng,
+        study_id=study_id,
+        series_id=series_id,
+        description="Axial T2",
+        series_number=series_number,
+        rows=rows,
+        columns=cols,
+        pixel_spacing=spacing,
+        thickness=thickness,
+        between=between,
+        contrast="T2",
     )
     slices = tuple(
         SlicePlan(s["instance"], s["position"], s["orientation"], s["level"], s["d"]) for s in specs
@@ -449,7 +486,9 @@ def _plan_axial_series(
     return plan, near
 
 
-def _sag_params(rng: np.random.Generator, traits: StudyTraits, latents: Mapping[str, float]) -> dict:
+def _sag_params(
+    rng: np.random.Generator, traits: StudyTraits, latents: Mapping[str, float]
+) -> dict:
     return {
         "canal_half": float(rng.uniform(6.0, 7.5) * traits.canal),
         "body_depth": float(rng.uniform(30.0, 36.0) * traits.size),
@@ -479,9 +518,9 @@ def _plan_sagittal_series(
 ) -> SeriesPlan:
     size, spacing = _sag_size(rng)
     contrast = "T1" if description == "Sagittal T1" else ("T2" if rng.random() < 0.6 else "STIR")
-    thickness = float(rng.uniform(3.5, 4.5))
-    between = thickness + float(rng.uniform(0.0, 0.6))
-    n = int(_choice(rng, (9, 11), (40, 60)))  # enough to reach both foramina (about 15-22 mm out)
+    thickness = float(rng.uniform(3.0, 4.0))
+    between = thickness + float(rng.uniform(0.3, 0.8))
+    n = int(_choice(rng, (11, 13), (60, 40)))  # enough to reach both foramina (about 14-23 mm out)
     mid = spine.centres[1:4].mean(axis=0)
     y0 = mid[1] - size * rng.uniform(0.5, 0.6) * spacing
     z0 = mid[2] + size * rng.uniform(0.45, 0.55) * spacing
@@ -496,8 +535,17 @@ def _plan_sagittal_series(
     _number(specs, rng, toward_feet=bool(rng.random() < 0.5), start=1)
     specs.sort(key=lambda s: s["instance"])
     header, intensity = _header(
-        rng, study_id=study_id, series_id=series_id, description=description, series_number=series_number,
-        rows=size, columns=size, pixel_spacing=spacing, thickness=thickness, between=between, contrast=contrast,
+        rng,
+        study_id=study_id,
+        series_id=series_id,
+        description=description,
+        series_number=series_number,
+        rows=size,
+        columns=size,
+        pixel_spacing=spacing,
+        thickness=thickness,
+        between=between,
+        contrast=contrast,
     )
     slices = tuple(
         SlicePlan(s["instance"], s["position"], _SAG_ORIENTATION, None, s["x"], sag) for s in specs
@@ -546,7 +594,9 @@ def plan_sampled_study(
     spine = _sample_spine(rg, traits)
     anatomy = {
         lvl: axial_anatomy(
-            traits, lvl, rg,
+            traits,
+            lvl,
+            rg,
             canal=latents[column_name(_CANAL, lvl)],
             left=latents[column_name(_SUBARTICULAR["left"], lvl)],
             right=latents[column_name(_SUBARTICULAR["right"], lvl)],
@@ -560,15 +610,37 @@ def plan_sampled_study(
 
     series: list[SeriesPlan] = []
     params = _sag_params(rg, traits, latents)
-    t1 = _plan_sagittal_series(rg, study_id=study_id, series_id=sag_t1_id, series_number=next(numbers),
-                               description="Sagittal T1", spine=spine, params=params)
-    t2 = _plan_sagittal_series(rg, study_id=study_id, series_id=sag_t2_id, series_number=next(numbers),
-                               description="Sagittal T2/STIR", spine=spine, params=params)
+    t1 = _plan_sagittal_series(
+        rg,
+        study_id=study_id,
+        series_id=sag_t1_id,
+        series_number=next(numbers),
+        description="Sagittal T1",
+        spine=spine,
+        params=params,
+    )
+    t2 = _plan_sagittal_series(
+        rg,
+        study_id=study_id,
+        series_id=sag_t2_id,
+        series_number=next(numbers),
+        description="Sagittal T2/STIR",
+        spine=spine,
+        params=params,
+    )
     series += [t1, t2]
     axial: list[tuple[SeriesPlan, dict]] = []
     for k, levels in enumerate(per_series):
-        plan, near = _plan_axial_series(rg, study_id=study_id, series_id=axial_ids[k], series_number=next(numbers),
-                                        levels=levels, spine=spine, anatomy=anatomy, traits=traits)
+        plan, near = _plan_axial_series(
+            rg,
+            study_id=study_id,
+            series_id=axial_ids[k],
+            series_number=next(numbers),
+            levels=levels,
+            spine=spine,
+            anatomy=anatomy,
+            traits=traits,
+        )
         axial.append((plan, near))
         series.append(plan)
 
@@ -590,7 +662,10 @@ def plan_sampled_study(
 
 
 def _sampled_axial_coordinates(
-    rng: np.random.Generator, study_id: int, labels: Mapping[str, str | None], axial: list[tuple[SeriesPlan, dict]]
+    rng: np.random.Generator,
+    study_id: int,
+    labels: Mapping[str, str | None],
+    axial: list[tuple[SeriesPlan, dict]],
 ) -> list[CoordinateRow]:
     rows: list[CoordinateRow] = []
     for lvl in LEVELS:
@@ -605,15 +680,31 @@ def _sampled_axial_coordinates(
                 continue
             plan, near = first if rng.random() < 0.8 else holders[int(rng.integers(len(holders)))]
             options = near[lvl]
-            pick = options[0] if (same_instance or len(options) < 2 or side == "left") else options[1]
+            pick = (
+                options[0] if (same_instance or len(options) < 2 or side == "left") else options[1]
+            )
             x, y = plan.placements[lvl].to_pixel(*plan.anatomy[lvl].recess(side))
             dx, dy = _jitter(rng, plan.header.pixel_spacing)
-            rows.append((study_id, plan.header.series_id, pick[1], CONDITIONS[_SUBARTICULAR[side]], lvl, x + dx, y + dy))
+            rows.append(
+                (
+                    study_id,
+                    plan.header.series_id,
+                    pick[1],
+                    CONDITIONS[_SUBARTICULAR[side]],
+                    lvl,
+                    x + dx,
+                    y + dy,
+                )
+            )
     return rows
 
 
 def _sampled_sagittal_coordinates(
-    rng: np.random.Generator, study_id: int, labels: Mapping[str, str | None], t1: SeriesPlan, t2: SeriesPlan
+    rng: np.random.Generator,
+    study_id: int,
+    labels: Mapping[str, str | None],
+    t1: SeriesPlan,
+    t2: SeriesPlan,
 ) -> list[CoordinateRow]:
     rows: list[CoordinateRow] = []
     by_x = sorted(t2.slices, key=lambda s: abs(s.offset_mm))
@@ -623,7 +714,17 @@ def _sampled_sagittal_coordinates(
         sl = by_x[0] if rng.random() < 0.9 else by_x[1]
         pts = sl.spine.points[LEVELS.index(lvl)]
         dx, dy = _jitter(rng, t2.header.pixel_spacing)
-        rows.append((study_id, t2.header.series_id, sl.instance_number, CONDITIONS[_CANAL], lvl, pts[0] + dx, pts[1] + dy))
+        rows.append(
+            (
+                study_id,
+                t2.header.series_id,
+                sl.instance_number,
+                CONDITIONS[_CANAL],
+                lvl,
+                pts[0] + dx,
+                pts[1] + dy,
+            )
+        )
     for side, sign in (("left", 1.0), ("right", -1.0)):
         for i, lvl in enumerate(LEVELS):
             if labels[column_name(_FORAMINAL[side], lvl)] is None:
@@ -631,7 +732,17 @@ def _sampled_sagittal_coordinates(
             sl = min(t1.slices, key=lambda s: abs(s.offset_mm - sign * s.spine.foramen_x[i]))
             x, y = foramen_pixel(sl.spine, lvl)
             dx, dy = _jitter(rng, t1.header.pixel_spacing)
-            rows.append((study_id, t1.header.series_id, sl.instance_number, CONDITIONS[_FORAMINAL[side]], lvl, x + dx, y + dy))
+            rows.append(
+                (
+                    study_id,
+                    t1.header.series_id,
+                    sl.instance_number,
+                    CONDITIONS[_FORAMINAL[side]],
+                    lvl,
+                    x + dx,
+                    y + dy,
+                )
+            )
     return rows
 
 
@@ -672,7 +783,10 @@ def _fit_level(
     for side, target in targets.items():
         px = np.array(place.to_pixel(*model[side]))
         err = (target - px) / k  # pixels -> rotated mm
-        shifts[f"{side}_offset"] = (float(err[0] * cr + err[1] * sr), float(-err[0] * sr + err[1] * cr))
+        shifts[f"{side}_offset"] = (
+            float(err[0] * cr + err[1] * sr),
+            float(-err[0] * sr + err[1] * cr),
+        )
     from dataclasses import replace
 
     return place, replace(anat, **shifts)
@@ -691,23 +805,26 @@ def _table_axial_series(
 ) -> SeriesPlan:
     """An axial series that holds exactly the referenced instances (and +-3 around them)."""
     seps = [
-        np.hypot(r["left"][1] - r["right"][1], r["left"][2] - r["right"][2]) / (2 * anatomy[lvl].recess_u * traits.size)
+        np.hypot(r["left"][1] - r["right"][1], r["left"][2] - r["right"][2])
+        / (2 * anatomy[lvl].recess_u * traits.size)
         for lvl, r in refs.items()
         if len(r) == 2
     ]
-    spacing = float(np.clip(1.0 / np.median(seps), 0.3, 1.2)) if seps else float(rng.uniform(0.5, 0.7))
+    spacing = (
+        float(np.clip(1.0 / np.median(seps), 0.3, 1.2)) if seps else float(rng.uniform(0.5, 0.7))
+    )
     xs = [ref[1] for r in refs.values() for ref in r.values()]
     ys = [ref[2] for r in refs.values() for ref in r.values()]
-    margin = 30.0
-    size = _round_size(max(max(xs), max(ys)) + margin)
-    fov_px = 150.0 / spacing  # keep at least a 150 mm field of view
-    if size < fov_px:
-        size = _round_size(min(fov_px, IMAGE_SIZES[-1]))
+    # Room for the coordinates plus the anatomy beside and behind the recesses (muscles,
+    # fat, skin), then at least a 150 mm field of view; square, a standard size.
+    must = max(max(xs), max(ys)) + 30.0
+    nice = max(max(xs) + 45.0 / spacing, max(ys) + 75.0 / spacing, 150.0 / spacing)
+    size = _round_size(max(must, min(nice, IMAGE_SIZES[-1])))
     rows = cols = size
 
     level_ref = {lvl: float(np.mean([ref[0] for ref in r.values()])) for lvl, r in refs.items()}
     ordered = sorted(level_ref, key=LEVELS.index)
-    trend = [level_ref[b] - level_ref[a] for a, b in zip(ordered, ordered[1:])]
+    trend = [level_ref[b] - level_ref[a] for a, b in zip(ordered, ordered[1:], strict=False)]
     toward_feet = (sum(trend) > 0) if trend else bool(rng.random() < 0.85)
     contiguous = bool(trend) and min(abs(t) for t in trend) >= 7
     thickness = float(_choice(rng, (3.0, 3.5, 4.0), (30, 30, 40)))
@@ -718,7 +835,14 @@ def _table_axial_series(
     for lvl in ordered:
         placements[lvl], fitted[lvl] = _fit_level(anatomy[lvl], refs[lvl], spacing, traits, rng)
 
-    wanted = sorted({i for r in refs.values() for ref in r.values() for i in range(max(1, ref[0] - 3), ref[0] + 4)})
+    wanted = sorted(
+        {
+            i
+            for r in refs.values()
+            for ref in r.values()
+            for i in range(max(1, ref[0] - 3), ref[0] + 4)
+        }
+    )
     slices = []
     for inst in wanted:
         lvl = min(ordered, key=lambda lv: (abs(inst - level_ref[lv]), LEVELS.index(lv)))
@@ -729,12 +853,25 @@ def _table_axial_series(
         r, c, nrm = _axial_frame(theta)
         place = placements[lvl]
         pos = spine.centres[i] + d * nrm - place.cx * spacing * r - place.cy * spacing * c
-        slices.append(SlicePlan(inst, tuple(float(v) for v in pos), _orientation(theta), lvl, float(d)))
+        slices.append(
+            SlicePlan(inst, tuple(float(v) for v in pos), _orientation(theta), lvl, float(d))
+        )
     header, intensity = _header(
-        rng, study_id=study_id, series_id=series_id, description="Axial T2", series_number=series_number,
-        rows=rows, columns=cols, pixel_spacing=spacing, thickness=thickness, between=between, contrast="T2",
+        rng,
+        study_id=study_id,
+        series_id=series_id,
+        description="Axial T2",
+        series_number=series_number,
+        rows=rows,
+        columns=cols,
+        pixel_spacing=spacing,
+        thickness=thickness,
+        between=between,
+        contrast="T2",
     )
-    return SeriesPlan(header, "T2", intensity, float(rng.uniform(0.025, 0.045)), tuple(slices), fitted, placements)
+    return SeriesPlan(
+        header, "T2", intensity, float(rng.uniform(0.025, 0.045)), tuple(slices), fitted, placements
+    )
 
 
 def _fill_line(points: Mapping[int, np.ndarray], step_px: float) -> np.ndarray:
@@ -749,7 +886,7 @@ def _fill_line(points: Mapping[int, np.ndarray], step_px: float) -> np.ndarray:
     for dim in range(2):
         coef = np.polyfit(idx, arr[:, dim], 1)
         out[:, dim] = np.polyval(coef, np.arange(len(LEVELS)))
-        for i, val in zip(idx, arr[:, dim]):
+        for i, val in zip(idx, arr[:, dim], strict=True):
             out[i, dim] = val
     return out
 
@@ -779,16 +916,30 @@ def _table_sagittal_series(
     gaps = []
     for pts in raw.values():
         idx = sorted(pts)
-        gaps += [np.hypot(*(pts[b] - pts[a])) / (b - a) for a, b in zip(idx, idx[1:])]
+        gaps += [np.hypot(*(pts[b] - pts[a])) / (b - a) for a, b in zip(idx, idx[1:], strict=False)]
     gaps = [g for g in gaps if g > 5]
-    spacing = float(np.clip(37.0 * traits.size / np.median(gaps), 0.3, 1.6)) if gaps else float(rng.uniform(0.9, 1.1))
+    spacing = (
+        float(np.clip(37.0 * traits.size / np.median(gaps), 0.3, 1.6))
+        if gaps
+        else float(rng.uniform(0.9, 1.1))
+    )
     step = 37.0 * traits.size / spacing
     lines: dict[str, np.ndarray] = {}
     for role, pts in raw.items():
         line = _fill_line(pts, step)
         if role in ("left", "right"):
-            probe = SagittalSpine(tuple(map(tuple, line)), spacing, 7.0, 33.0, (0.5,) * 5, (0,) * 5, (0,) * 5,
-                                  (0,) * 5, (18,) * 5, 80.0)
+            probe = SagittalSpine(
+                tuple(map(tuple, line)),
+                spacing,
+                7.0,
+                33.0,
+                (0.5,) * 5,
+                (0,) * 5,
+                (0,) * 5,
+                (0,) * 5,
+                (18,) * 5,
+                80.0,
+            )
             _, tan, nor = probe.frames()
             k = 1.0 / spacing
             line = line + tan[1:6] * up * k - nor[1:6] * fwd * k
@@ -805,7 +956,9 @@ def _table_sagittal_series(
 
     def spine_for(role: str) -> SagittalSpine:
         line = lines.get(role, fallback)
-        return SagittalSpine(points=tuple((float(a), float(b)) for a, b in line), pixel_spacing=spacing, **params)
+        return SagittalSpine(
+            points=tuple((float(a), float(b)) for a, b in line), pixel_spacing=spacing, **params
+        )
 
     inst = {role: [v[0] for v in rr.values()] for role, rr in refs.items() if rr}
     fx = float(np.mean(params["foramen_x"]))
@@ -849,12 +1002,32 @@ def _table_sagittal_series(
             sp = spine_for(role)
         else:
             content = x
-            sp = spine_for("left" if x > 8 and "left" in lines else "right" if x < -8 and "right" in lines
-                           else "canal" if "canal" in lines else "none")
-        slices.append(SlicePlan(i, (float(x), float(y0), float(z0)), _SAG_ORIENTATION, None, float(content), sp))
+            sp = spine_for(
+                "left"
+                if x > 8 and "left" in lines
+                else "right"
+                if x < -8 and "right" in lines
+                else "canal"
+                if "canal" in lines
+                else "none"
+            )
+        slices.append(
+            SlicePlan(
+                i, (float(x), float(y0), float(z0)), _SAG_ORIENTATION, None, float(content), sp
+            )
+        )
     header, intensity = _header(
-        rng, study_id=study_id, series_id=series_id, description=description, series_number=series_number,
-        rows=size, columns=size, pixel_spacing=spacing, thickness=thickness, between=between, contrast=contrast,
+        rng,
+        study_id=study_id,
+        series_id=series_id,
+        description=description,
+        series_number=series_number,
+        rows=size,
+        columns=size,
+        pixel_spacing=spacing,
+        thickness=thickness,
+        between=between,
+        contrast=contrast,
     )
     return SeriesPlan(header, contrast, intensity, float(rng.uniform(0.025, 0.04)), tuple(slices))
 
@@ -904,7 +1077,10 @@ def plan_table_study(
     for row in coordinates:
         sid = int(row[0])
         if sid not in known:
-            raise ValueError(f"Study {study_id}: coordinate row names series {sid}, which the study does not list")
+            raise ValueError(
+                f"Study {study_id}: coordinate row names series {sid}, "
+                "which the study does not list"
+            )
         by_series[sid].append(row)
     s_struct, s_labels, s_geom, s_render = child_seeds(seed, 4)
     rl, rg = np.random.default_rng(s_labels), np.random.default_rng(s_geom)
@@ -915,7 +1091,9 @@ def plan_table_study(
     spine = _sample_spine(rg, traits)
     anatomy = {
         lvl: axial_anatomy(
-            traits, lvl, rg,
+            traits,
+            lvl,
+            rg,
             canal=latents[column_name(_CANAL, lvl)],
             left=latents[column_name(_SUBARTICULAR["left"], lvl)],
             right=latents[column_name(_SUBARTICULAR["right"], lvl)],
@@ -933,27 +1111,65 @@ def plan_table_study(
                 key = inverse.get(cond)
                 side = {v: k for k, v in _SUBARTICULAR.items()}.get(key)
                 if side is None:
-                    raise ValueError(f"Study {study_id}, series {sid} (Axial T2): cannot draw '{cond}' on an axial series")
+                    raise ValueError(
+                        f"Study {study_id}, series {sid} (Axial T2): "
+                        f"cannot draw '{cond}' on an axial series"
+                    )
                 refs.setdefault(lvl, {})[side] = (int(inst), float(x), float(y))
             if refs:
-                plan = _table_axial_series(rg, study_id=study_id, series_id=sid, series_number=number, refs=refs,
-                                           spine=spine, anatomy=anatomy, traits=traits)
+                plan = _table_axial_series(
+                    rg,
+                    study_id=study_id,
+                    series_id=sid,
+                    series_number=number,
+                    refs=refs,
+                    spine=spine,
+                    anatomy=anatomy,
+                    traits=traits,
+                )
             else:
-                plan, _ = _plan_axial_series(rg, study_id=study_id, series_id=sid, series_number=number,
-                                             levels=list(LEVELS), spine=spine, anatomy=anatomy, traits=traits)
+                plan, _ = _plan_axial_series(
+                    rg,
+                    study_id=study_id,
+                    series_id=sid,
+                    series_number=number,
+                    levels=list(LEVELS),
+                    spine=spine,
+                    anatomy=anatomy,
+                    traits=traits,
+                )
         else:
             refs = {"canal": {}, "left": {}, "right": {}}
             for _, inst, cond, lvl, x, y in rows:
                 key = inverse.get(cond)
                 role = "canal" if key == _CANAL else {v: k for k, v in _FORAMINAL.items()}.get(key)
                 if role is None:
-                    raise ValueError(f"Study {study_id}, series {sid} ({desc}): cannot draw '{cond}' on a sagittal series")
+                    raise ValueError(
+                        f"Study {study_id}, series {sid} ({desc}): "
+                        f"cannot draw '{cond}' on a sagittal series"
+                    )
                 refs[role][lvl] = (int(inst), float(x), float(y))
-            plan = _table_sagittal_series(rg, study_id=study_id, series_id=sid, series_number=number,
-                                          description=desc, refs=refs, params=params, traits=traits)
+            plan = _table_sagittal_series(
+                rg,
+                study_id=study_id,
+                series_id=sid,
+                series_number=number,
+                description=desc,
+                refs=refs,
+                params=params,
+                traits=traits,
+            )
         plans.append(plan)
     plans.sort(key=lambda s: s.header.series_id)
     coords = tuple(
-        (int(study_id), int(r[0]), int(r[1]), str(r[2]), str(r[3]), float(r[4]), float(r[5])) for r in coordinates
+        (int(study_id), int(r[0]), int(r[1]), str(r[2]), str(r[3]), float(r[4]), float(r[5]))
+        for r in coordinates
     )
-    return StudyPlan(int(study_id), split, dict(labels) if labels is not None else None, tuple(plans), coords, s_render)
+    return StudyPlan(
+        int(study_id),
+        split,
+        dict(labels) if labels is not None else None,
+        tuple(plans),
+        coords,
+        s_render,
+    )

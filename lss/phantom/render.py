@@ -32,7 +32,9 @@ def render_series(plan: SeriesPlan, rng: np.random.Generator):
     h = plan.header
     shape = (h.rows, h.columns)
     if plan.is_axial:
-        renderer = AxialSeriesRenderer(shape, plan.anatomy, plan.placements, rng, noise_sigma=plan.noise_sigma)
+        renderer = AxialSeriesRenderer(
+            shape, plan.anatomy, plan.placements, rng, noise_sigma=plan.noise_sigma
+        )
         for sl in plan.slices:
             yield sl, renderer.render(sl.level, sl.offset_mm, rng) * np.float32(plan.intensity)
     else:
@@ -61,7 +63,7 @@ def render_study(plan: StudyPlan, root: str | Path) -> int:
     root = Path(root)
     seeds = child_seeds(plan.render_seed, len(plan.series))
     n = 0
-    for series, seed in zip(plan.series, seeds):
+    for series, seed in zip(plan.series, seeds, strict=True):
         folder = root / f"{plan.split}_images" / str(plan.study_id) / str(series.header.series_id)
         folder.mkdir(parents=True, exist_ok=True)
         for sl, image in render_series(series, np.random.default_rng(seed)):

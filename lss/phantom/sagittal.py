@@ -22,24 +22,57 @@ import numpy as np
 from lss.config import LEVELS
 from lss.phantom.shapes import NoiseBank, Shape, bias_field, paint, texture_field
 
-__all__ = ["SAGITTAL_CONTRASTS", "SagittalSpine", "SagittalSeriesRenderer", "FORAMEN_OFFSET_MM", "foramen_pixel"]
+__all__ = [
+    "SAGITTAL_CONTRASTS",
+    "SagittalSpine",
+    "SagittalSeriesRenderer",
+    "FORAMEN_OFFSET_MM",
+    "foramen_pixel",
+]
 
 #: Relative tissue intensities per sagittal contrast.
 SAGITTAL_CONTRASTS: dict[str, dict[str, float]] = {
     "T1": {
-        "csf": 0.12, "fat": 0.85, "marrow": 0.62, "cortex": 0.06, "annulus": 0.30,
-        "nucleus": 0.38, "muscle": 0.30, "flavum": 0.22, "root": 0.30, "abdomen": 0.36,
-        "skin": 0.40, "deep": 0.45,
+        "csf": 0.12,
+        "fat": 0.85,
+        "marrow": 0.62,
+        "cortex": 0.06,
+        "annulus": 0.30,
+        "nucleus": 0.38,
+        "muscle": 0.30,
+        "flavum": 0.22,
+        "root": 0.30,
+        "abdomen": 0.36,
+        "skin": 0.40,
+        "deep": 0.45,
     },
     "T2": {
-        "csf": 1.0, "fat": 0.62, "marrow": 0.45, "cortex": 0.06, "annulus": 0.24,
-        "nucleus": 0.82, "muscle": 0.20, "flavum": 0.17, "root": 0.28, "abdomen": 0.28,
-        "skin": 0.35, "deep": 0.36,
+        "csf": 1.0,
+        "fat": 0.62,
+        "marrow": 0.45,
+        "cortex": 0.06,
+        "annulus": 0.24,
+        "nucleus": 0.82,
+        "muscle": 0.20,
+        "flavum": 0.17,
+        "root": 0.28,
+        "abdomen": 0.28,
+        "skin": 0.35,
+        "deep": 0.36,
     },
     "STIR": {
-        "csf": 1.0, "fat": 0.07, "marrow": 0.15, "cortex": 0.04, "annulus": 0.22,
-        "nucleus": 0.75, "muscle": 0.18, "flavum": 0.14, "root": 0.28, "abdomen": 0.24,
-        "skin": 0.20, "deep": 0.12,
+        "csf": 1.0,
+        "fat": 0.07,
+        "marrow": 0.15,
+        "cortex": 0.04,
+        "annulus": 0.22,
+        "nucleus": 0.75,
+        "muscle": 0.18,
+        "flavum": 0.14,
+        "root": 0.28,
+        "abdomen": 0.24,
+        "skin": 0.20,
+        "deep": 0.12,
     },
 }
 
@@ -142,7 +175,9 @@ class SagittalSeriesRenderer:
         noise_sigma: float = 0.03,
     ) -> None:
         if contrast not in SAGITTAL_CONTRASTS:
-            raise ValueError(f"Unknown contrast '{contrast}'; expected one of {sorted(SAGITTAL_CONTRASTS)}")
+            raise ValueError(
+                f"Unknown contrast '{contrast}'; expected one of {sorted(SAGITTAL_CONTRASTS)}"
+            )
         self.shape = (int(shape[0]), int(shape[1]))
         self.contrast = contrast
         self.values = SAGITTAL_CONTRASTS[contrast]
@@ -187,7 +222,9 @@ class SagittalSeriesRenderer:
             img += (t["csf"] - img) * csf
         return img
 
-    def render(self, spine: SagittalSpine, x_mm: float, rng: np.random.Generator | None) -> np.ndarray:
+    def render(
+        self, spine: SagittalSpine, x_mm: float, rng: np.random.Generator | None
+    ) -> np.ndarray:
         """The slice at lateral position ``x_mm``; ``rng=None`` gives no noise.
 
         Returns
@@ -209,8 +246,16 @@ class SagittalSeriesRenderer:
             return math.atan2(v[1], v[0])
 
         def bone(shape: Shape, opacity: float, rim_mm: float = 1.0) -> None:
-            paint(img, shape, t["cortex"], soft=0.6 * k, opacity=opacity, core=t["marrow"], core_inset=rim_mm * k,
-                  core_soft=0.8 * k)
+            paint(
+                img,
+                shape,
+                t["cortex"],
+                soft=0.6 * k,
+                opacity=opacity,
+                core=t["marrow"],
+                core_inset=rim_mm * k,
+                core_soft=0.8 * k,
+            )
 
         half = spine.canal_half
         depth = spine.body_depth * max(body_frac, 0.25)
@@ -232,16 +277,28 @@ class SagittalSeriesRenderer:
                 hgt = (4.2 + 1.4 * health) * k
                 disc = Shape(disc_c[j][0], disc_c[j][1], (depth / 2 + 0.8) * k, hgt, ang(nor[j]))
                 nuc = t["annulus"] + (t["nucleus"] - t["annulus"]) * health
-                paint(img, disc, t["annulus"], soft=0.7 * k, core=nuc, core_inset=0.4 * hgt, core_soft=2.0 * k)
+                paint(
+                    img,
+                    disc,
+                    t["annulus"],
+                    soft=0.7 * k,
+                    core=nuc,
+                    core_inset=0.4 * hgt,
+                    core_soft=2.0 * k,
+                )
 
         # Canal (midline) or pedicles and foramina (lateral).
         if w_mid > 0:
             for j in range(1, 6):
                 s = spine.canal[j - 1]
-                csf_loss = Shape(pts[j][0], pts[j][1], (half - 0.5) * k, (3.0 + 4.0 * s) * k, ang(nor[j]))
+                csf_loss = Shape(
+                    pts[j][0], pts[j][1], (half - 0.5) * k, (3.0 + 4.0 * s) * k, ang(nor[j])
+                )
                 paint(img, csf_loss, t["root"], soft=1.5 * k, opacity=w_mid * 0.8 * s**1.5)
                 front = pts[j] + nor[j] * (half + 1.0) * k
-                bulge = Shape(front[0], front[1], (1.0 + 4.0 * s) * k, (5.0 + 2.0 * s) * k, ang(nor[j]))
+                bulge = Shape(
+                    front[0], front[1], (1.0 + 4.0 * s) * k, (5.0 + 2.0 * s) * k, ang(nor[j])
+                )
                 paint(img, bulge, t["annulus"], soft=0.7 * k, opacity=w_mid)
                 back = pts[j] - nor[j] * (half + 1.2) * k
                 lf = Shape(back[0], back[1], (1.5 + 0.6 + 3.0 * s) * k, 5.0 * k, ang(nor[j]))
@@ -269,16 +326,37 @@ class SagittalSeriesRenderer:
                 up, fwd = FORAMEN_OFFSET_MM
                 c = pts[j] - tan[j] * up * k + nor[j] * fwd * k
                 hole = Shape(c[0], c[1], 4.5 * k, 7.0 * k, ang(nor[j]))
-                paint(img, hole.scaled(1.0 - 0.55 * s), t["fat"], soft=0.8 * k, opacity=vis * (1 - 0.6 * s))
+                paint(
+                    img,
+                    hole.scaled(1.0 - 0.55 * s),
+                    t["fat"],
+                    soft=0.8 * k,
+                    opacity=vis * (1 - 0.6 * s),
+                )
                 root = c - tan[j] * 2.0 * k
-                paint(img, Shape(root[0], root[1], 2.3 * k, 2.3 * k * (1 - 0.4 * s)), t["root"],
-                      soft=0.6 * k, opacity=vis)
+                paint(
+                    img,
+                    Shape(root[0], root[1], 2.3 * k, 2.3 * k * (1 - 0.4 * s)),
+                    t["root"],
+                    soft=0.6 * k,
+                    opacity=vis,
+                )
                 lo = c + tan[j] * (4.5 - 2.5 * s) * k + nor[j] * 1.5 * k
-                paint(img, Shape(lo[0], lo[1], (3.0 + 1.5 * s) * k, (1.5 + 2.0 * s) * k, ang(nor[j])),
-                      t["annulus"], soft=0.6 * k, opacity=vis * min(1.0, 0.2 + 1.2 * s))
+                paint(
+                    img,
+                    Shape(lo[0], lo[1], (3.0 + 1.5 * s) * k, (1.5 + 2.0 * s) * k, ang(nor[j])),
+                    t["annulus"],
+                    soft=0.6 * k,
+                    opacity=vis * min(1.0, 0.2 + 1.2 * s),
+                )
                 bk = c - nor[j] * (4.0 - 2.0 * s) * k
-                paint(img, Shape(bk[0], bk[1], (1.5 + 2.0 * s) * k, (3.0 + 1.5 * s) * k, ang(nor[j])),
-                      t["flavum"], soft=0.6 * k, opacity=vis * min(1.0, 0.2 + 1.2 * s))
+                paint(
+                    img,
+                    Shape(bk[0], bk[1], (1.5 + 2.0 * s) * k, (3.0 + 1.5 * s) * k, ang(nor[j])),
+                    t["flavum"],
+                    soft=0.6 * k,
+                    opacity=vis * min(1.0, 0.2 + 1.2 * s),
+                )
         img *= self._gain
         if rng is not None:
             img = self._noise.apply(img, rng)

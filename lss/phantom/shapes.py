@@ -18,7 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Shape", "paint", "paint_dots", "bias_field", "texture_field", "add_rician_noise", "NoiseBank"]
+__all__ = [
+    "Shape",
+    "paint",
+    "paint_dots",
+    "bias_field",
+    "texture_field",
+    "add_rician_noise",
+    "NoiseBank",
+]
 
 
 @dataclass(frozen=True)
@@ -73,14 +81,20 @@ def _distance(shape: Shape, reach_extra: float, h: int, w: int):
         qa = cos_t * cos_t * ia + sin_t * sin_t * ib
         qb = 2.0 * cos_t * sin_t * (ia - ib)
         qc = sin_t * sin_t * ia + cos_t * cos_t * ib
-        q = (np.float32(qa) * xs * xs - np.float32(1.0))[None, :] + (np.float32(qc) * ys * ys)[:, None]
+        q = (np.float32(qa) * xs * xs - np.float32(1.0))[None, :] + (np.float32(qc) * ys * ys)[
+            :, None
+        ]
         q += np.float32(qb) * ys[:, None] * xs[None, :]
         gx = (np.float32(2 * qa) * xs)[None, :] + (np.float32(qb) * ys)[:, None]
         gy = (np.float32(qb) * xs)[None, :] + (np.float32(2 * qc) * ys)[:, None]
     else:
         p = np.float32(shape.p)
-        xn = (xs[None, :] * np.float32(cos_t) + ys[:, None] * np.float32(sin_t)) * np.float32(1.0 / a)
-        yn = (ys[:, None] * np.float32(cos_t) - xs[None, :] * np.float32(sin_t)) * np.float32(1.0 / b)
+        xn = (xs[None, :] * np.float32(cos_t) + ys[:, None] * np.float32(sin_t)) * np.float32(
+            1.0 / a
+        )
+        yn = (ys[:, None] * np.float32(cos_t) - xs[None, :] * np.float32(sin_t)) * np.float32(
+            1.0 / b
+        )
         ax, ay = np.abs(xn), np.abs(yn)
         px, py = ax ** (p - 1), ay ** (p - 1)
         q = px * ax + py * ay - np.float32(1.0)
@@ -157,7 +171,11 @@ def paint(
     if opacity != 1.0:
         alpha *= np.float32(opacity)
     region += alpha * (np.float32(value) - region)
-    if core is not None and shape.a - inset - core_inset > 0.05 and shape.b - inset - core_inset > 0.05:
+    if (
+        core is not None
+        and shape.a - inset - core_inset > 0.05
+        and shape.b - inset - core_inset > 0.05
+    ):
         alpha = _ramp(dist, soft if core_soft is None else max(core_soft, 1e-3), inset + core_inset)
         if opacity != 1.0:
             alpha *= np.float32(opacity)
@@ -213,7 +231,11 @@ def paint_dots(
 
 
 def bias_field(
-    shape: tuple[int, int], rng: np.random.Generator, *, strength: float = 0.15, posterior_gain: float = 0.25
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    strength: float = 0.15,
+    posterior_gain: float = 0.25,
 ) -> np.ndarray:
     """A smooth multiplicative coil-sensitivity field.
 
@@ -321,7 +343,9 @@ class NoiseBank:
         Extra rows and columns; offsets range over ``pad`` values per axis.
     """
 
-    def __init__(self, shape: tuple[int, int], sigma: float, rng: np.random.Generator, *, pad: int = 48) -> None:
+    def __init__(
+        self, shape: tuple[int, int], sigma: float, rng: np.random.Generator, *, pad: int = 48
+    ) -> None:
         h, w = shape
         self.shape = (h, w)
         self.pad = int(pad)
