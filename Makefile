@@ -49,8 +49,9 @@ book: chapters
 	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpicky --keep-going
 	@echo "HTML: $(BUILD)/site/_build/html/index.html"
 
+# Unit tests first, then every chapter in order (nbmake runs each in book/ on its defaults).
 test: env
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest tests book --nbmake --nbmake-timeout=1200 $(PYTEST_ARGS)
 
 lint: env
 	$(VENV)/bin/ruff check lss tests data_scripts benchmarks book
