@@ -35,6 +35,7 @@ __all__ = ["T2_AXIAL", "AxialSlice", "AxialSeriesRenderer", "render_axial", "axi
 T2_AXIAL: dict[str, float] = {
     "csf": 1.0,
     "fat": 0.62,
+    "recess": 0.78,
     "deep": 0.36,
     "marrow": 0.42,
     "ilium": 0.55,
@@ -77,19 +78,24 @@ def _bone(shape: Shape, opacity: float, marrow: float) -> list[Layer]:
     return [(shape, T2_AXIAL["cortex"], 0.5, opacity, 0.0, marrow)]
 
 
-def _background_layers(anat: AxialAnatomy) -> list[Layer]:
+def _body_layers(anat: AxialAnatomy) -> list[Layer]:
+    """The trunk: skin, subcutaneous fat and the deeper soft tissue (same at every level)."""
+    t = T2_AXIAL
+    trunk = Shape(0.0, 68.0 + anat.fat - 110.0, 150.0, 110.0)
+    return [
+        (trunk, t["skin"], 1.0, 1.0, 0.0, (t["fat"], 2.5)),
+        (trunk, t["deep"], 3.0, 1.0, anat.fat, None),
+    ]
+
+
+def _background_layers(anat: AxialAnatomy, *, body: bool = True) -> list[Layer]:
     """Structures that do not depend on the distance from the disc."""
     t = T2_AXIAL
     i = LEVELS.index(anat.level)
     v_pm = -(anat.sac_b + 1.5)  # posterior disc margin
     v_ant = v_pm - 2 * anat.disc_b  # anterior disc margin
-    skin_v = 68.0 + anat.fat
-    layers: list[Layer] = [
-        (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["skin"], 1.0, 1.0, 0.0, None),
-        (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["fat"], 1.0, 1.0, 2.5, None),
-        (Shape(0.0, skin_v - 110.0, 150.0, 110.0), t["deep"], 3.0, 1.0, anat.fat, None),
-        (Shape(0.0, v_ant - 60.0, 125.0, 58.0), t["abdomen"], 4.0, 1.0, 0.0, None),
-    ]
+    layers: list[Layer] = _body_layers(anat) if body else []
+    layers.append((Shape(0.0, v_ant - 60.0, 125.0, 58.0), t["abdomen"], 4.0, 1.0, 0.0, None))
     for sg in (1.0, -1.0):
         pu = sg * (0.55 * anat.disc_a + 0.8 * anat.psoas_a + 4.0)
         pv = v_pm - 0.8 * anat.disc_b
@@ -196,13 +202,6 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
             )
 
     sides = (("left", 1.0, anat.left), ("right", -1.0, anat.right))
-    # Fat in the lateral recesses (before the facets, which wall them in).
-    for side, _sg, sev in sides:
-        s = sev * g
-        ru, rv = anat.recess(side)
-        fat = Shape(ru, rv, 3.1, 2.5).scaled(1.0 - 0.72 * s)
-        layers.append((fat, t["fat"], 0.6, w_rec * (1.0 - 0.6 * s), 0.0, None))
-
     # Facet joints: superior articular process (front), joint line, inferior process (back).
     if w_fac > 0:
         for side, sg, sev in sides:
@@ -238,6 +237,13 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
             layers += _bone(lam, w_lam, t["marrow"])
     layers += _bone(Shape(0.0, anat.sac_b + 24.0, 2.8, 18.0), w_sp, t["marrow"])
 
+    # Fat and CSF of the lateral recesses, in the corners between disc and facets.
+    for side, _sg, sev in sides:
+        s = sev * g
+        ru, rv = anat.recess(side)
+        fat = Shape(ru, rv, 3.4, 2.7).scaled(1.0 - 0.72 * s)
+        layers.append((fat, t["recess"], 0.6, w_rec * (1.0 - 0.6 * s), 0.0, None))
+
     # Thecal sac: shrinks with canal stenosis, CSF dims between crowded rootlets.
     f = (1.0 - 0.47 * sc) * (1.0 + 0.05 * (1.0 - wd))
     sac_v = (1.0 - f) * anat.sac_b * 0.6 if f < 1 else 0.0
@@ -267,7 +273,7 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
         ru, rv = anat.recess(side)
         pinch = 1.0 - 0.72 * s
         enc = Shape(ru + sg * 3.3 * pinch, rv + 3.0 * pinch, 2.0 + 1.7 * s, 1.5 + 1.5 * s)
-        layers.append((enc, t["flavum"], 0.6, w_rec * (0.25 + 0.75 * s), 0.0, None))
+        layers.append((enc, t["flavum"], 0.6, w_rec * (0.1 + 0.9 * s), 0.0, None))
         front = Shape(ru - sg * 0.6, rv - 3.0 + 2.0 * s, 3.6, 1.4 + 1.3 * s)
         layers.append((front, t["annulus"], 0.6, w_rec * wd * min(1.0, 0.2 + 1.2 * s), 0.0, None))
         root = Shape(ru, rv + 0.3 * s, 1.3 * (1 + 0.55 * s), 1.3 * (1 - 0.5 * s))
@@ -367,11 +373,18 @@ class AxialSeriesRenderer:
         self._gain = bias_field(self.shape, rng) * texture_field(self.shape, rng, pixel_mm=spacing)
         self._noise = NoiseBank(self.shape, self.noise_sigma, rng)
         self._backgrounds: dict[str, np.ndarray] = {}
+        self._body: np.ndarray | None = None
 
     def _background(self, level: str) -> np.ndarray:
         if level not in self._backgrounds:
-            canvas = np.zeros(self.shape, dtype=np.float32)
-            _paint_layers(canvas, _background_layers(self.anatomy[level]), self.placements[level])
+            if self._body is None:
+                # The trunk is drawn once per series, placed as the first level places it.
+                first = min(self.anatomy, key=LEVELS.index)
+                self._body = np.zeros(self.shape, dtype=np.float32)
+                _paint_layers(self._body, _body_layers(self.anatomy[first]), self.placements[first])
+            canvas = self._body.copy()
+            layers = _background_layers(self.anatomy[level], body=False)
+            _paint_layers(canvas, layers, self.placements[level])
             self._backgrounds[level] = canvas
         return self._backgrounds[level]
 

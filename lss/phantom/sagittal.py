@@ -291,10 +291,11 @@ class SagittalSeriesRenderer:
         if w_mid > 0:
             for j in range(1, 6):
                 s = spine.canal[j - 1]
-                csf_loss = Shape(
-                    pts[j][0], pts[j][1], (half - 0.5) * k, (3.0 + 4.0 * s) * k, ang(nor[j])
-                )
-                paint(img, csf_loss, t["root"], soft=1.5 * k, opacity=w_mid * 0.8 * s**1.5)
+                if s > 0.2:  # crowded roots replace the CSF at the stenosis
+                    csf_loss = Shape(
+                        pts[j][0], pts[j][1], (half - 0.5) * k, (3.0 + 4.0 * s) * k, ang(nor[j])
+                    )
+                    paint(img, csf_loss, t["root"], soft=1.5 * k, opacity=w_mid * 0.8 * s**1.5)
                 front = pts[j] + nor[j] * (half + 1.0) * k
                 bulge = Shape(
                     front[0], front[1], (1.0 + 4.0 * s) * k, (5.0 + 2.0 * s) * k, ang(nor[j])
