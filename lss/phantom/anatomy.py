@@ -34,9 +34,9 @@ __all__ = [
 #: overlap (Normal/Mild and Moderate share values near 0.33, Moderate and Severe
 #: near 0.67): the grade is learnable from the image but not a lookup.
 GRADE_LATENT: dict[str, tuple[float, float]] = {
-    "Normal/Mild": (0.14, 0.10),
-    "Moderate": (0.50, 0.12),
-    "Severe": (0.84, 0.10),
+    "Normal/Mild": (0.18, 0.14),
+    "Moderate": (0.50, 0.14),
+    "Severe": (0.80, 0.12),
 }
 
 
@@ -156,6 +156,9 @@ class AxialAnatomy:
         Severity latents in [0, 1]: spinal canal, left and right subarticular.
     left_offset, right_offset : (2,) tuple of float
         Extra displacement of each recess, mm (used to fit real label coordinates).
+    recess_size : (2,) tuple of float
+        Size factor of the (left, right) recess contents regardless of stenosis: some
+        recesses are roomy, some tight, so the image does not read off the grade.
     """
 
     level: str
@@ -177,6 +180,7 @@ class AxialAnatomy:
     right: float = 0.1
     left_offset: tuple[float, float] = (0.0, 0.0)
     right_offset: tuple[float, float] = (0.0, 0.0)
+    recess_size: tuple[float, float] = (1.0, 1.0)
 
     def with_severity(
         self, *, canal: float | None = None, left: float | None = None, right: float | None = None
@@ -254,6 +258,7 @@ def axial_anatomy(
         nucleus=traits.disc_health[i],
         fat=traits.fat,
         rootlets=rootlets,
+        recess_size=tuple(float(v) for v in np.clip(rng.normal(1.0, 0.15, 2), 0.7, 1.3)),
     )
     return anat.with_severity(canal=canal, left=left, right=right)
 

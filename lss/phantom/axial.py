@@ -241,7 +241,8 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
     for side, _sg, sev in sides:
         s = sev * g
         ru, rv = anat.recess(side)
-        fat = Shape(ru, rv, 3.4, 2.7).scaled(1.0 - 0.72 * s)
+        size = anat.recess_size[0 if side == "left" else 1]
+        fat = Shape(ru, rv, 3.4, 2.7).scaled(size * (1.0 - 0.72 * s))
         layers.append((fat, t["recess"], 0.6, w_rec * (1.0 - 0.6 * s), 0.0, None))
 
     # Thecal sac: shrinks with canal stenosis, CSF dims between crowded rootlets.

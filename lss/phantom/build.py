@@ -6,6 +6,7 @@ import datetime as _dt
 import multiprocessing
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -87,10 +88,29 @@ def _run(task_and_root: tuple[tuple, str]) -> tuple[StudyPlan, int]:
     return plan, render_study(plan, root)
 
 
+def _check_spawnable(workers: int) -> None:
+    """Fail early, and clearly, where 'spawn' workers could not start.
+
+    A spawned worker re-imports the parent's main script by its path; for code read
+    from stdin that path does not exist and every worker would die on start.
+    """
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        return  # started with -m: workers import the module by name
+    path = getattr(main, "__file__", None)
+    if path is not None and not Path(path).is_file():
+        raise RuntimeError(
+            f"workers={workers} starts 'spawn' processes, which re-import the main script "
+            f"{path!r}, and that is not a file (code from stdin?). Run the code from a file "
+            "(with an `if __name__ == '__main__':` guard) or a notebook, or pass workers=1."
+        )
+
+
 def _map(tasks: list[tuple], root: Path, workers: int) -> list[tuple[StudyPlan, int]]:
     jobs = [(t, str(root)) for t in tasks]
     if workers == 1 or len(jobs) <= 1:
         return [_run(j) for j in jobs]
+    _check_spawnable(workers)
     ctx = multiprocessing.get_context("spawn")
     chunk = max(1, len(jobs) // (workers * 4))
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -382,10 +402,18 @@ def make_phantom(
     Path
         ``out``.
 
+    Notes
+    -----
+    Workers are started with the ``spawn`` method on every platform, so a script that
+    calls this with ``workers > 1`` needs the usual ``if __name__ == "__main__":``
+    guard (notebooks need nothing).
+
     Raises
     ------
     FileExistsError
         If ``out`` is not empty and ``overwrite`` is false, or holds no marker.
+    RuntimeError
+        If ``workers > 1`` from code that spawned processes cannot re-import (stdin).
     ValueError
         For inconsistent options or study ids that are not in the tables.
     FileNotFoundError
