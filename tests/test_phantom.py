@@ -580,3 +580,15 @@ def test_from_tables_instances_exist_and_points_hit_the_recess(from_tables):
         referenced = set(g["instance_number"])
         assert referenced <= files
         assert files <= {i for j in referenced for i in range(j - 3, j + 4)}
+
+
+def test_workers_from_stdin_fail_clearly(tmp_path):
+    code = (
+        "from lss.phantom import make_phantom\n"
+        f"make_phantom({str(tmp_path / 'p')!r}, n_studies=2, n_test_studies=0, workers=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "pass workers=1" in done.stderr and "BrokenProcessPool" not in done.stderr

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr
 
 from lss.config import CONDITIONS, LEVELS, SEVERITIES, column_name
 from lss.phantom.anatomy import (
@@ -67,7 +68,7 @@ _FORAMINAL = {
     "right": "right_neural_foraminal_narrowing",
 }
 _CANAL = "spinal_canal_stenosis"
-_SAG_AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+_AXIAL_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _SAG_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
 # Lordotic tilt of each disc plane (about the patient's x axis), degrees.
 _DISC_TILT_DEG = (-4.0, 0.0, 4.0, 9.0, 16.0)
@@ -198,7 +199,7 @@ def _axial_frame(theta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _orientation(theta: float) -> tuple[float, ...]:
     if theta == 0.0:
-        return _SAG_AXIAL
+        return _AXIAL_ORIENTATION
     r, c, _ = _axial_frame(theta)
     return tuple(float(v) for v in (*r, *c))
 
@@ -317,8 +318,6 @@ def _sample_labels(
     shared between cells; each cell's normal score is cut at the quantiles of its
     column's real class frequencies, so marginals match while severities cluster.
     """
-    from scipy.special import ndtr
-
     study = rng.standard_normal()
     level = rng.standard_normal(len(LEVELS))
     side = {s: rng.standard_normal(len(LEVELS)) for s in ("left", "right")}
@@ -428,7 +427,7 @@ def _plan_axial_series(
                     "level": levels[j],
                     "d": float(z - spine.centres[idx[j], 2]),
                     "position": (float(x0), float(y0), float(z)),
-                    "orientation": _SAG_AXIAL,
+                    "orientation": _AXIAL_ORIENTATION,
                 }
             )
     else:

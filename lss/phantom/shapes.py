@@ -6,7 +6,7 @@ distance to its outline only inside the shape's bounding box and blends a value
 into the canvas through a smooth step a few tenths of a millimetre wide, so edges
 look like partial-volume edges rather than jagged masks.
 
-The acquisition model (:func:`bias_field`, :func:`texture_field`, :func:`add_rician_noise`)
+The acquisition model (:func:`bias_field`, :func:`texture_field`, :class:`NoiseBank`)
 turns the noiseless composite into something with the look of a magnitude MR image.
 """
 
@@ -24,7 +24,6 @@ __all__ = [
     "paint_dots",
     "bias_field",
     "texture_field",
-    "add_rician_noise",
     "NoiseBank",
 ]
 
@@ -296,31 +295,6 @@ def texture_field(
     if up.shape != (h, w):  # zoom may round one pixel short
         up = np.pad(up, ((0, h - up.shape[0]), (0, w - up.shape[1])), mode="edge")
     return (1.0 + np.float32(amplitude) * up).astype(np.float32)
-
-
-def add_rician_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Magnitude of the image plus complex Gaussian noise (Rician statistics).
-
-    Parameters
-    ----------
-    image : (H, W) float32 ndarray
-        Noiseless magnitude image.
-    sigma : float
-        Noise standard deviation per real/imaginary channel, in image units.
-    rng : numpy.random.Generator
-        Random source.
-
-    Returns
-    -------
-    (H, W) float32 ndarray
-        ``sqrt((image + n1)^2 + n2^2)``; dark background gets the Rayleigh floor.
-    """
-    n1 = rng.standard_normal(image.shape, dtype=np.float32)
-    n2 = rng.standard_normal(image.shape, dtype=np.float32)
-    s = np.float32(sigma)
-    re = image + s * n1
-    im = s * n2
-    return np.sqrt(re * re + im * im)
 
 
 class NoiseBank:
