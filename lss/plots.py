@@ -41,6 +41,8 @@ __all__ = [
     "LabelledSlice",
     "labelled_axial_slice",
     "plot_axial_anatomy",
+    "read_labelled_slice",
+    "plot_labelled_examples",
     "plot_confusion_matrix",
     "plot_history",
     "plot_reliability",
@@ -326,6 +328,7 @@ def plot_slice(
     vmax: float | None = None,
     point_color: str = "tab:red",
     zoom: float | None = None,
+    centre: tuple[float, float] | None = None,
 ) -> Axes:
     """One 2-D slice in grey levels, optionally with a labelled point and orientation.
 
@@ -349,7 +352,9 @@ def plot_slice(
     point_color : str
         Colour of the point.
     zoom : float or None
-        Show only a square of ``2 * zoom`` pixels around ``point`` (needs a point).
+        Show only a square of ``2 * zoom`` pixels around ``centre``.
+    centre : (x, y) or None
+        Centre of the zoom; default ``point``.
 
     Returns
     -------
@@ -365,15 +370,17 @@ def plot_slice(
     ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     if point is not None and np.all(np.isfinite(point)):
         x, y = float(point[0]), float(point[1])
-        size = (max(img.shape) if zoom is None else 2 * zoom) / 40
-        ax.plot([x], [y], marker="o", markersize=3, color=point_color, linestyle="none")
+        size = (max(img.shape) / 20) if zoom is None else 2 * zoom / 16
+        ax.plot([x], [y], marker="+", markersize=6, markeredgewidth=1, color=point_color,
+                linestyle="none")
         ring = plt.Circle((x, y), size, fill=False, color=point_color, linewidth=1.5)
         ax.add_patch(ring)
     if zoom is not None:
-        if point is None or not np.all(np.isfinite(point)):
-            raise ValueError("zoom needs a finite point to centre on")
-        ax.set_xlim(point[0] - zoom, point[0] + zoom)
-        ax.set_ylim(point[1] + zoom, point[1] - zoom)  # rows run down
+        centre = point if centre is None else centre
+        if centre is None or not np.all(np.isfinite(centre)):
+            raise ValueError("zoom needs a finite centre (or point) to centre on")
+        ax.set_xlim(centre[0] - zoom, centre[0] + zoom)
+        ax.set_ylim(centre[1] + zoom, centre[1] - zoom)  # rows run down
     _orientation_letters(ax, orientation)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -420,6 +427,7 @@ def plot_flip(
     point: tuple[float, float],
     *,
     label: str = "Left subarticular stenosis",
+    zoom: float | None = None,
     axes: Sequence[Axes] | np.ndarray | None = None,
     data_label: str | None = None,
 ) -> np.ndarray:
@@ -436,6 +444,10 @@ def plot_flip(
         The labelled point in pixels.
     label : str
         What the label says (it is the same in both panels; that is the problem).
+    zoom : float or None
+        Show a square of ``2 * zoom`` pixels centred on the image's middle column at
+        the point's row, the same region in both panels. The middle column, about
+        which the flip mirrors, is drawn dashed.
     axes : two matplotlib Axes or None
     data_label : str or None
 
@@ -451,12 +463,15 @@ def plot_flip(
     flipped, fpoint = flip_horizontal(img, point)
     w = img.shape[1]
     side = "right" if point[0] > (w - 1) / 2 else "left"
-    plot_slice(img, point=point, ax=axes[0], orientation="axial",
+    centre = ((w - 1) / 2, float(point[1]))
+    plot_slice(img, point=point, ax=axes[0], orientation="axial", zoom=zoom, centre=centre,
                title=f"As stored: label '{label}'\npoint at x = {point[0]:.0f} (image {side})")
     other = "left" if side == "right" else "right"
-    plot_slice(flipped, point=fpoint, ax=axes[1], orientation="axial-flipped",
-               title=f"Flipped: label still '{label}'\npoint at x = {fpoint[0]:.0f} "
-                     f"(image {other})")
+    plot_slice(flipped, point=fpoint, ax=axes[1], orientation="axial-flipped", zoom=zoom,
+               centre=centre, title=f"Flipped: label still '{label}'\npoint at x = "
+                                    f"{fpoint[0]:.0f} (image {other})")
+    for ax in axes:
+        ax.axvline((w - 1) / 2, color="tab:cyan", linestyle="--", linewidth=0.8)
     if data_label:
         axes[0].figure.suptitle(data_label, fontsize=9)
     return axes
@@ -953,4 +968,96 @@ def plot_axial_anatomy(
     rect = plt.Rectangle((box[0], box[2]), box[1] - box[0], box[3] - box[2], fill=False,
                          color="tab:orange", linewidth=1, linestyle="--")
     whole.add_patch(rect)
+    return axes
+
+
+# --------------------------------------------------------------------------- labelled slices
+
+
+def read_labelled_slice(
+    root: Any, row: Any, *, split: str = "train"
+) -> tuple[np.ndarray, tuple[float, float], Any]:
+    """The slice an index row points at, its labelled point, and its series header.
+
+    Only the headers of the series and the one slice's pixels are read.
+
+    Parameters
+    ----------
+    root : str or Path
+        The data root.
+    row : pandas row or mapping
+        A row of :func:`lss.data.build_index` (``study_id``, ``series_id``,
+        ``instance_number``, ``x``, ``y``). A missing instance number means the
+        middle slice (the index's rule for a study without a coordinate row); its
+        point is then (NaN, NaN).
+    split : {"train", "test"}
+
+    Returns
+    -------
+    image : (H, W) float32 ndarray
+    point : (x, y)
+    header : lss.data.SeriesHeader
+    """
+    import pydicom
+
+    from lss.data import decode_slice, scan_series, series_dir
+
+    r = row._asdict() if hasattr(row, "_asdict") else dict(row)  # itertuples() row or mapping
+    header = scan_series(series_dir(root, r["study_id"], r["series_id"], split=split))
+    inst = r["instance_number"]
+    k = len(header.paths) // 2 if pd.isna(inst) else header.index_of(int(inst))
+    path = header.paths[k]
+    image = decode_slice(pydicom.dcmread(path), path)
+    return image, (float(r["x"]), float(r["y"])), header
+
+
+def plot_labelled_examples(
+    root: Any,
+    rows: pd.DataFrame,
+    *,
+    zoom_mm: float = 25.0,
+    axes: np.ndarray | None = None,
+    data_label: str | None = None,
+    names: Sequence[str] = SEVERITIES,
+) -> np.ndarray:
+    """Labelled slices of some studies: the whole slice above a zoom on the point.
+
+    Parameters
+    ----------
+    root : str or Path
+        The data root.
+    rows : DataFrame
+        Rows of :func:`lss.data.build_index`, one per column of the figure.
+    zoom_mm : float
+        Half-width of the zoom in millimetres (converted with the series' pixel spacing).
+    axes : (2, len(rows)) array of Axes or None
+    data_label : str or None
+        Added as the figure title.
+    names : sequence of str
+        Class names for ``rows["label"]``.
+
+    Returns
+    -------
+    (2, len(rows)) ndarray of Axes
+    """
+    k = len(rows)
+    if k == 0:
+        raise ValueError("rows is empty")
+    if axes is None:
+        _, axes = plt.subplots(2, k, figsize=(3.3 * k, 7.2), squeeze=False)
+    axes = np.asarray(axes, dtype=object).reshape(2, k)
+    for j, row in enumerate(rows.itertuples(index=False)):
+        img, point, header = read_labelled_slice(root, row)
+        grade = names[int(row.label)]
+        plot_slice(img, point=point, ax=axes[0, j], orientation="axial",
+                   title=f"study {row.study_id}: {grade}\ninstance {row.instance_number}, "
+                         f"{img.shape[0]}x{img.shape[1]} px")
+        if np.all(np.isfinite(point)):
+            plot_slice(img, point=point, ax=axes[1, j], zoom=zoom_mm / header.pixel_spacing[1],
+                       title=f"{2 * zoom_mm:.0f} mm around (x, y) = "
+                             f"({point[0]:.0f}, {point[1]:.0f})")
+        else:
+            axes[1, j].axis("off")
+    if data_label:
+        axes[0, 0].figure.suptitle(data_label, fontsize=9)
     return axes

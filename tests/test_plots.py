@@ -70,6 +70,8 @@ def test_plot_slice_zoom_centres_on_the_point():
     ax = plots.plot_slice(np.zeros((100, 100)), point=(30.0, 70.0), zoom=10)
     assert ax.get_xlim() == (20.0, 40.0)
     assert ax.get_ylim() == (80.0, 60.0)  # rows run down
+    ax = plots.plot_slice(np.zeros((100, 100)), point=(30.0, 70.0), zoom=10, centre=(50, 50))
+    assert ax.get_xlim() == (40.0, 60.0)
     with pytest.raises(ValueError, match="zoom needs"):
         plots.plot_slice(np.zeros((10, 10)), zoom=3)
 
@@ -97,6 +99,8 @@ def test_plot_flip_moves_the_point_and_swaps_the_sides():
     assert _texts_by_side(axes[1])["left"] == "L"
     assert "still 'Left subarticular stenosis'" in axes[1].get_title()
     np.testing.assert_array_equal(axes[1].images[0].get_array(), img[:, ::-1])
+    zoomed = plots.plot_flip(img, (40.0, 10.0), zoom=5, axes=plt.subplots(1, 2)[1])
+    assert zoomed[0].get_xlim() == zoomed[1].get_xlim() == (19.5, 29.5)  # around column 24.5
 
 
 # --------------------------------------------------------------------------- windows
