@@ -320,7 +320,8 @@ def build_cnn_lstm(
     x = layers.LSTM(lstm_units, name="lstm")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
-    out = layers.Dense(int(n_classes), activation="softmax", name="severity")(x)
+    # float32 under mixed precision too: probabilities and the loss at full precision
+    out = layers.Dense(int(n_classes), activation="softmax", dtype="float32", name="severity")(x)
     return keras.Model(volume, out, name=name)
 
 

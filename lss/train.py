@@ -8,7 +8,8 @@ A run folder holds everything needed to evaluate, resume or repeat a run::
       config.json     the Config, loadable with Config.from_file
       splits.csv      study_id, label, split ("train" / "val")
       best.keras      weights of the best validation loss (ModelCheckpoint)
-      history.csv     one row per epoch (CSVLogger); history.json at the end
+      history.csv     one row per epoch (CSVLogger), with its wall time in epoch_seconds;
+                      history.json at the end
       backup/         state at the last finished epoch while a run is in progress (--resume)
 
 The input pipeline reads preprocessed windows from the :class:`~lss.data.TensorCache`;
@@ -22,9 +23,10 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -241,6 +243,34 @@ def _Backup(folder: Path):  # noqa: N802 -- builds the callback lazily (keras im
     return _backup_class()(folder)
 
 
+def _epoch_timer():
+    """A callback adding ``epoch_seconds`` (wall time of the epoch, validation included)
+    to the epoch's logs; listed before the CSVLogger, so history.csv records it."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = time.perf_counter() - self._t0
+
+    return EpochTimer()
+
+
+_LOADER_KEYS = ("workers", "use_multiprocessing", "max_queue_size")
+
+
+def _check_loader(loader: Mapping[str, Any] | None) -> dict[str, Any]:
+    loader = dict(loader or {})
+    unknown = sorted(set(loader) - set(_LOADER_KEYS))
+    if unknown:
+        raise ValueError(f"Unknown loader setting(s) {unknown}; expected some of "
+                         f"{list(_LOADER_KEYS)}")
+    return loader
+
+
 def _backup_epoch(run_dir: Path) -> int:
     """The epoch a resumed run starts at: the newest complete backup, else 0."""
     done = [int(p.stem.split("-")[1]) for p in (run_dir / "backup").glob("epoch-*.json")]
@@ -302,6 +332,8 @@ def train(
     overwrite: bool = False,
     verbose: int = 2,
     callbacks: Sequence[object] = (),
+    mixed_precision: bool | None = False,
+    loader: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train the paper's CNN-LSTM on one target and write a run folder.
 
@@ -332,6 +364,17 @@ def train(
         Delete an existing run folder first (the chapters rerun from scratch).
     callbacks : sequence
         Extra Keras callbacks.
+    mixed_precision : bool or None
+        The model's dtype policy (see :func:`lss.accelerate.precision_policy`):
+        ``False`` (default) float32; ``None`` mixed precision where the device has it
+        (GPU: ``mixed_float16``, TPU: ``mixed_bfloat16``, CPU: float32); ``True``
+        mixed precision, refused on a CPU. Set only while the model is built; the
+        global Keras policy is restored afterwards. Recorded in the manifest.
+    loader : dict, optional
+        ``workers``, ``use_multiprocessing`` and ``max_queue_size`` of the training and
+        validation :class:`WindowDataset` (``keras.utils.PyDataset``): with ``workers``
+        above 1, Keras reads batches from the cache in threads ahead of the model.
+        See :func:`lss.accelerate.loader_settings`. Default: read in the loop.
 
     Returns
     -------
@@ -346,6 +389,15 @@ def train(
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
+    loader = _check_loader(loader)
+    from lss.accelerate import precision_policy
+
+    kind = "CPU" if mixed_precision is False else None
+    if kind is None:
+        from lss.accelerate import describe_accelerator
+
+        kind = describe_accelerator()["kind"]
+    policy = precision_policy(kind, mixed_precision)
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
@@ -370,7 +422,8 @@ def train(
     is_train = (split["split"] == "train").to_numpy()
     y = index["label"].to_numpy()
     weights = class_weights(y[is_train], tc.class_weight)
-    val_ds = WindowDataset(paths[~is_train], y[~is_train], batch_size=tc.batch_size)
+    val_ds = WindowDataset(paths[~is_train], y[~is_train], batch_size=tc.batch_size,
+                           **loader)
 
     write_manifest(run_dir, {
         "kind": "train",
@@ -385,18 +438,26 @@ def train(
         },
         "excluded": index.attrs.get("excluded", []),
         "cache": {"dir": str(cache.dir), "hits": stats.hits, "computed": stats.written},
+        "precision": policy,
+        "loader": loader,
         "status": "running",
     })
 
     _seed_everything(tc.seed)
-    model = build_from_config(config)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_from_config(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     history_path = run_dir / "history.csv"
     start_epoch = _backup_epoch(run_dir) if resume else 0
     past = _read_history(history_path) if resume else pd.DataFrame()
     past = past[past["epoch"] < start_epoch] if len(past) else past
     past.to_csv(history_path, index=False) if resume else history_path.unlink(missing_ok=True)
     train_ds = WindowDataset(paths[is_train], y[is_train], batch_size=tc.batch_size,
-                             shuffle=True, seed=tc.seed, weights=weights, epoch=start_epoch)
+                             shuffle=True, seed=tc.seed, weights=weights, epoch=start_epoch,
+                             **loader)
 
     checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"),
                                                  monitor="val_loss", save_best_only=True)
@@ -405,6 +466,7 @@ def train(
     cbs = [
         # Order matters: history row and best model are written before the backup, so
         # an interruption between them repeats an epoch rather than losing one.
+        _epoch_timer(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         checkpoint,
         _early_stopping(tc.early_stopping_patience, past, start_epoch),

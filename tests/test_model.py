@@ -282,3 +282,17 @@ def test_builds_and_trains_under_jax(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "jax ok" in proc.stdout
+
+
+def test_softmax_stays_float32_under_mixed_precision(volumes):
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = compile_model(build_cnn_lstm(Z, S, filters=(4,), lstm_units=4, dense_units=4))
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    assert model.get_layer("lstm").compute_dtype == "bfloat16"
+    assert model.get_layer("severity").compute_dtype == "float32"
+    proba = model(volumes, training=False)
+    assert keras.backend.standardize_dtype(proba.dtype) == "float32"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(proba).sum(axis=1), 1.0, rtol=1e-6)

@@ -136,7 +136,9 @@ def test_resume_after_a_mid_epoch_interruption_equals_an_uninterrupted_run(tiny_
         train(tiny_data, cfg, tmp_path / "cut", callbacks=[_Interrupt(2)], **kw)
     assert (tmp_path / "cut" / "backup" / "epoch-2.json").is_file()
     resumed = train(tiny_data, cfg, tmp_path / "cut", resume=True, **kw)
-    pd.testing.assert_frame_equal(whole.history, resumed.history)
+    timing = ["epoch_seconds"]  # wall time: the one column allowed to differ
+    pd.testing.assert_frame_equal(whole.history.drop(columns=timing),
+                                  resumed.history.drop(columns=timing))
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -145,6 +147,7 @@ def test_same_seed_same_metrics_on_cpu(tiny_data, tmp_path, cfg):
     kw = dict(cache_dir=tmp_path / "cache", verbose=0)
     a = train(tiny_data, cfg, tmp_path / "a", **kw).history
     b = train(tiny_data, cfg, tmp_path / "b", **kw).history
+    a, b = (h.drop(columns="epoch_seconds") for h in (a, b))  # wall time differs
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -239,3 +242,43 @@ def test_cli_bad_data_is_a_one_line_error(tiny_data, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lss: error: Not a DICOM file: ") and "1004/5004/1.dcm" in err
     assert len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------ precision, loader, timing
+
+
+def test_history_records_epoch_seconds(tiny_data, tmp_path, cfg):
+    res = train(tiny_data, cfg, tmp_path / "run", cache_dir=tmp_path / "cache", verbose=0)
+    assert "epoch_seconds" in res.history and (res.history["epoch_seconds"] > 0).all()
+    assert "epoch_seconds" in pd.read_csv(tmp_path / "run" / "history.csv")
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert m["precision"] == "float32" and m["loader"] == {}
+
+
+def test_loader_threads_give_the_same_run_as_the_plain_loop(tiny_data, tmp_path, cfg):
+    kw = dict(cache_dir=tmp_path / "cache", verbose=0)
+    plain = train(tiny_data, cfg, tmp_path / "plain", **kw).history
+    threads = train(tiny_data, cfg, tmp_path / "threads", loader={"workers": 3,
+                    "max_queue_size": 4}, **kw).history
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(plain[cols], threads[cols])
+    m = json.loads((tmp_path / "threads" / "manifest.json").read_text())
+    assert m["loader"] == {"workers": 3, "max_queue_size": 4}
+    with pytest.raises(ValueError, match=r"Unknown loader setting\(s\) \['threads'\]"):
+        train(tiny_data, cfg, tmp_path / "bad", loader={"threads": 2}, **kw)
+
+
+def test_mixed_precision_is_set_for_the_model_only(tiny_data, tmp_path, cfg):
+    from lss.accelerate import describe_accelerator
+
+    before = keras.mixed_precision.global_policy().name
+    if describe_accelerator()["kind"] == "CPU":
+        with pytest.raises(ValueError, match="runs on a CPU"):
+            train(tiny_data, cfg, tmp_path / "mp", mixed_precision=True,
+                  cache_dir=tmp_path / "cache", verbose=0)
+    res = train(tiny_data, cfg, tmp_path / "auto", mixed_precision=None,
+                cache_dir=tmp_path / "cache", verbose=0)
+    m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert m["precision"] == res.model.dtype_policy.name
+    assert res.model.get_layer("severity").compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == before
