@@ -179,3 +179,161 @@ def test_grad_cam_needs_a_slice_cnn(toy_volume):
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp)))
     with pytest.raises(ValueError, match="has no TimeDistributed"):
         grad_cam(model, toy_volume)
+
+
+# ------------------------------------------------------ architecture, features, figures
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lss.interpret import (  # noqa: E402
+    architecture_table,
+    lstm_states,
+    most_wrong,
+    paper_comparison,
+    plot_architecture,
+    plot_montage,
+    plot_paper_comparison,
+    plot_saliency,
+    plot_sequence,
+    plot_slices,
+    slice_features,
+    window_point,
+)
+
+
+@pytest.fixture
+def small_model() -> keras.Model:
+    aug = build_augmentation(rotation_degrees=10, zoom=0.1, horizontal_flip=False, seed=0)
+    return build_cnn_lstm(4, 32, filters=(4, 8), lstm_units=5, dense_units=6, augmentation=aug)
+
+
+def test_architecture_table_lists_the_per_slice_cnn_once(small_model):
+    t = architecture_table(small_model)
+    assert int(t.parameters.sum()) == small_model.count_params()
+    per_slice = t[t.stage == "per slice (shared weights)"]
+    assert per_slice.layer.tolist() == ["conv1", "pool1", "conv2", "pool2", "gap",
+                                        "slice_features"]
+    assert per_slice["output shape"].tolist() == ["32 x 32 x 4", "16 x 16 x 4", "16 x 16 x 8",
+                                                  "8 x 8 x 8", "8", "4 x 8"]
+    assert t.set_index("layer").loc["lstm", "stage"] == "sequence"
+    assert t.set_index("layer").loc["severity", "output shape"] == "3"
+    assert t.set_index("layer").loc["augmentation", "stage"] == "input"
+    ax = plot_architecture(small_model, data_label="toy")
+    assert "parameters" in ax.get_title() and "toy" in ax.get_title()
+    plt.close("all")
+
+
+def test_slice_features_are_the_time_distributed_output(small_model):
+    volume = np.random.default_rng(2).random((4, 32, 32), dtype=np.float32)
+    f = slice_features(small_model, volume)
+    assert f.shape == (4, 8) and f.dtype == np.float32
+    td = keras.Model(small_model.input, small_model.get_layer("slice_features").output)
+    np.testing.assert_allclose(f, keras.ops.convert_to_numpy(td(volume[None, ..., None]))[0],
+                               rtol=1e-5, atol=1e-6)
+    # shared weights: a slice's features do not depend on its position in the window
+    np.testing.assert_allclose(slice_features(small_model, volume[::-1])[::-1], f, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_lstm_states_end_in_the_lstm_output(small_model):
+    volume = np.random.default_rng(3).random((4, 32, 32, 1), dtype=np.float32)
+    h = lstm_states(small_model, volume)
+    assert h.shape == (4, 5)
+    out = keras.Model(small_model.input, small_model.get_layer("lstm").output)
+    np.testing.assert_allclose(h[-1], keras.ops.convert_to_numpy(out(volume[None]))[0],
+                               rtol=1e-4, atol=1e-6)
+    ax = plot_sequence(h, what="unit", labelled_index=2, data_label="toy")
+    assert ax.get_yticklabels()[2].get_text() == "2 (labelled)"
+    plt.close("all")
+    with pytest.raises(ValueError, match="values must be 2-D"):
+        plot_sequence(h[0])
+
+
+def test_window_point_with_and_without_crop():
+    from types import SimpleNamespace
+
+    w = SimpleNamespace(centre_xy=(99.5, 49.5), source_shape=(100, 200))
+    assert window_point(w, 100) == (49.5, 49.5)  # columns halve, rows keep their scale
+    # a crop centred on the point: the point lands in the middle of the window
+    x, y = window_point(w, 64, crop_px=(40, 40))
+    assert abs(x - 31.5) < 1 and abs(y - 31.5) < 1
+    assert window_point(SimpleNamespace(centre_xy=None, source_shape=(9, 9)), 8) is None
+
+
+def test_plot_slices_montage_and_saliency():
+    rng = np.random.default_rng(0)
+    volume = rng.random((4, 16, 16), dtype=np.float32)
+    sal = np.zeros_like(volume)
+    sal[2, 4:8, 4:8] = 1.0
+    axes = plot_slices(volume, overlay=sal, point=(5.0, 6.0), label="row")
+    assert len(axes) == 4 and axes[2].get_title() == "slice 2 (labelled)"
+    assert len(axes[2].images) == 2 and len(axes[2].lines) == 1 and not axes[0].lines
+    plt.close("all")
+    axes = plot_saliency(volume, sal, point=(5.0, 6.0), labelled_index=1, data_label="toy data")
+    assert axes.shape == (2, 4)
+    assert "toy data" in axes[0, 0].figure._suptitle.get_text()
+    assert axes[1, 1].get_title() == "slice 1 (labelled)"
+    plt.close("all")
+    axes = plot_montage([volume] * 3, row_labels=["a", "b", "c"], title="t", data_label="toy")
+    assert axes.shape == (3, 4) and axes[1, 0].get_ylabel() == "b"
+    plt.close("all")
+    with pytest.raises(ValueError, match="data_label must name the data"):
+        plot_montage([volume], title="t", data_label="")
+    with pytest.raises(ValueError, match=r"overlay must have the volume's shape"):
+        plot_slices(volume, overlay=sal[:2])
+    with pytest.raises(ValueError, match=r"saliency must hold finite values in \[0, 1\]"):
+        plot_saliency(volume, sal * 2, data_label="toy")
+    with pytest.raises(ValueError, match=r"labelled_index must be in \[0, 3\], got 4"):
+        plot_slices(volume, labelled_index=4)
+    plt.close("all")
+
+
+def test_most_wrong_puts_confident_mistakes_first():
+    df = pd.DataFrame({
+        "study_id": [1, 2, 3, 4],
+        "label": [0, 1, 2, 0],
+        "p_Normal/Mild": [0.9, 0.6, 0.3, 0.2],
+        "p_Moderate": [0.05, 0.3, 0.3, 0.7],
+        "p_Severe": [0.05, 0.1, 0.4, 0.1],
+    })
+    out = most_wrong(df, 3)
+    assert out.study_id.tolist() == [4, 2, 3]  # wrong, by p(true); then the least sure right
+    assert out.true.tolist() == ["Normal/Mild", "Moderate", "Severe"]
+    assert out.predicted_grade.tolist() == ["Moderate", "Normal/Mild", "Severe"]
+    np.testing.assert_allclose(out.p_true, [0.2, 0.3, 0.4])
+    assert most_wrong(df, 10).shape[0] == 4
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_Severe'\]"):
+        most_wrong(df.drop(columns="p_Severe"))
+
+
+def test_paper_comparison_labels_both_columns():
+    from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE
+    from lss.interpret import REAL_CLASS_COUNTS
+
+    h = pd.DataFrame({"epoch": [0, 1, 2], "loss": [1.1, 1.0, 0.9],
+                      "val_loss": [1.05, 0.95, 1.0], "val_accuracy": [0.4, 0.6, 0.5]})
+    t = paper_comparison(h, majority_accuracy=0.45, data_label="synthetic phantom (seed 0)")
+    paper, run = t.columns
+    assert "paper" in paper and "real scans" in paper
+    assert run == "this run (synthetic phantom (seed 0))"
+    assert t.loc["val accuracy, last epoch", paper] == PAPER_RESULTS["val_accuracy"]
+    assert t.loc["val accuracy, last epoch", run] == 0.5
+    assert t.loc["val accuracy, epoch kept (lowest val loss)", run] == 0.6
+    assert t.loc["accuracy of always Normal/Mild (reference)", paper] == REAL_MAJORITY_SHARE
+    assert np.isnan(t.loc["log loss of the class shares (reference)", run])
+    t2 = paper_comparison(h, majority_accuracy=0.45, data_label="x", prior_log_loss=1.01)
+    assert t2.loc["log loss of the class shares (reference)"].round(4).tolist() == [1.0632, 1.01]
+    assert REAL_CLASS_COUNTS[0] / sum(REAL_CLASS_COUNTS) == REAL_MAJORITY_SHARE
+    assert t.loc["train loss, last epoch", run] == 0.9 and t.loc["epochs", run] == 3
+    axes = plot_paper_comparison(h, majority_accuracy=0.45, data_label="phantom",
+                                 prior_log_loss=1.0)
+    assert len(axes[0].lines) == 6  # 2 run curves, 2 paper pairs, 2 reference lines
+    assert "phantom" in axes[0].get_title() and "real scans" in axes[1].get_title()
+    plt.close("all")
+    with pytest.raises(ValueError, match="data_label must name the data"):
+        paper_comparison(h, majority_accuracy=0.4, data_label=" ")
+    with pytest.raises(ValueError, match="history must have rows with"):
+        paper_comparison(h.drop(columns="val_loss"), majority_accuracy=0.4, data_label="x")
