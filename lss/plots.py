@@ -36,6 +36,7 @@ __all__ = [
     "plot_preprocessing_steps",
     "slice_order_table",
     "plot_slice_order",
+    "window_survey",
     "subarticular_pairs",
     "plot_left_right_x",
     "LabelledSlice",
@@ -482,6 +483,7 @@ def plot_window(
     *,
     indices: Sequence[int] | np.ndarray | None = None,
     instance_numbers: Sequence[int] | np.ndarray | None = None,
+    positions: Sequence[float] | np.ndarray | None = None,
     centre: int | None = None,
     point: tuple[float, float] | None = None,
     ncols: int | None = None,
@@ -502,6 +504,9 @@ def plot_window(
         rule, is marked "repeat").
     instance_numbers : (N,) ints or None
         ``InstanceNumber`` of each slice, written under it.
+    positions : (N,) floats or None
+        Position of each slice along the slice normal in mm; written relative to the
+        labelled slice (``+12 mm``).
     centre : int or None
         Position of the labelled slice in the window; default ``N // 2``.
     point : (x, y) or None
@@ -525,13 +530,14 @@ def plot_window(
     centre = n // 2 if centre is None else int(centre)
     if not 0 <= centre < n:
         raise ValueError(f"centre {centre} outside a window of {n} slices")
-    for name, seq in (("indices", indices), ("instance_numbers", instance_numbers)):
+    for name, seq in (("indices", indices), ("instance_numbers", instance_numbers),
+                      ("positions", positions)):
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries for {n} slices")
     if axes is None:
         ncols = ncols or min(n, 8)
         nrows = -(-n // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(2.0 * ncols, 2.4 * nrows + 0.6),
+        fig, axes = plt.subplots(nrows, ncols, figsize=(2.0 * ncols, 2.6 * nrows + 0.6),
                                  squeeze=False)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
@@ -547,6 +553,8 @@ def plot_window(
             parts.append(f"idx {int(indices[k])}" + (" repeat" if repeat else ""))
         if instance_numbers is not None:
             parts.append(f"inst {int(instance_numbers[k])}")
+        if positions is not None:
+            parts.append(f"{float(positions[k]) - float(positions[centre]):+.0f} mm")
         ax.set_title("\n".join(parts), fontsize=7)
         if k == centre:
             for spine in ax.spines.values():
@@ -628,6 +636,52 @@ def slice_order_table(header: Any) -> pd.DataFrame:
     df["instance_rank"] = np.argsort(np.argsort(inst, kind="stable"), kind="stable")
     df["name_rank"] = np.argsort(np.argsort(np.array(names), kind="stable"), kind="stable")
     return df
+
+
+def window_survey(root: Any, index: pd.DataFrame, *, n_slices: int) -> pd.DataFrame:
+    """Where the level window of each indexed study falls in its series (headers only).
+
+    A descriptive table for the preprocessing chapter's figures and counts; it reads
+    the series headers (no pixels) with :func:`lss.data.scan_series`.
+
+    Parameters
+    ----------
+    root : str or Path
+        The data root.
+    index : DataFrame
+        From :func:`lss.data.build_index`.
+    n_slices : int
+        Slices in the window.
+
+    Returns
+    -------
+    DataFrame
+        One row per study: ``study_id``, ``series_id``, ``n_in_series`` (slices in the
+        series), ``centre`` (spatial index of the labelled slice; the middle without a
+        coordinate row), ``edge`` (the window runs past an end, so an end slice
+        repeats), ``span_mm`` (distance along the normal between the window's first
+        and last slices), ``rows``, ``columns``, ``pixel_spacing`` (column spacing, mm)
+        and ``instances_run_with_position`` (``InstanceNumber`` grows with the
+        position: toward the head for an axial series).
+    """
+    from lss.data import scan_series, series_dir, window_indices
+
+    out = []
+    for r in index.itertuples(index=False):
+        h = scan_series(series_dir(root, r.study_id, r.series_id))
+        n = len(h.paths)
+        centre = n // 2 if pd.isna(r.instance_number) else h.index_of(int(r.instance_number))
+        idx = window_indices(n, centre, n_slices)
+        pos = np.asarray(h.positions)[idx]
+        inst = np.asarray(h.instance_numbers)
+        out.append({
+            "study_id": int(r.study_id), "series_id": int(r.series_id), "n_in_series": n,
+            "centre": centre, "edge": bool(len(np.unique(idx)) < len(idx)),
+            "span_mm": float(pos.max() - pos.min()), "rows": h.shape[0],
+            "columns": h.shape[1], "pixel_spacing": float(h.pixel_spacing[1]),
+            "instances_run_with_position": bool(n < 2 or inst[-1] > inst[0]),
+        })
+    return pd.DataFrame(out)
 
 
 def plot_slice_order(

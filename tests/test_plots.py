@@ -215,3 +215,25 @@ def test_plot_axial_anatomy_points_every_arrow_at_its_landmark():
             name = a.get_text().replace("\n", " ")
             assert a.xy == pytest.approx(s.landmarks[name])
     assert "test data" in axes[0].get_title()
+
+
+def test_window_survey_finds_edges_spans_and_direction(tiny_root):
+    from lss.data import build_index
+
+    index = build_index(tiny_root)
+    survey = plots.window_survey(tiny_root, index, n_slices=4)
+    assert survey["study_id"].tolist() == index["study_id"].tolist()
+    assert (survey["span_mm"] >= 0).all()
+    # the factory numbers study 103's slices toward the head, the others toward the feet
+    by_study = dict(zip(survey["study_id"], survey["instances_run_with_position"], strict=True))
+    assert by_study == {101: False, 102: False, 103: True}
+    one = plots.window_survey(tiny_root, index, n_slices=1)
+    assert not one["edge"].any()  # a one-slice window never runs past an end
+    wide = plots.window_survey(tiny_root, index, n_slices=99)
+    assert wide["edge"].all()
+    assert (wide["span_mm"] >= survey["span_mm"]).all()
+
+
+def test_plot_window_writes_positions_relative_to_the_labelled_slice():
+    axes = plots.plot_window(np.zeros((3, 4, 4)), positions=[-8.0, -4.0, 0.0], centre=2)
+    assert "-8 mm" in axes[0].get_title() and "+0 mm" in axes[2].get_title()
