@@ -16,13 +16,13 @@
 # %% [markdown]
 # # Anatomy and data: what the model is asked to grade
 #
-# ---
-#
-# ## Overview
-#
 # The model of this book grades one thing: **left subarticular stenosis at the L4/L5
 # disc** on axial T2 MRI, as *Normal/Mild*, *Moderate* or *Severe*. Before any code
 # touches a pixel, this chapter shows what that is and what the data look like.
+#
+# ---
+#
+# ## Overview
 #
 # 1. Lumbar spinal stenosis and the subarticular recess
 # 2. The dataset: files and tables

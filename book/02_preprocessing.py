@@ -16,13 +16,13 @@
 # %% [markdown]
 # # Preprocessing: from a DICOM series to a model input
 #
-# ---
-#
-# ## Overview
-#
 # The paper's CNN-LSTM reads a short stack of axial slices around the labelled disc,
 # each resized to 128 x 128 pixels. This chapter builds that input, one decision at a
 # time, and shows what each decision does to the pixels.
+#
+# ---
+#
+# ## Overview
 #
 # 1. Choosing the series
 # 2. Ordering slices in space
