@@ -441,15 +441,17 @@ if real is not None:
     real_pairs = lss.plots.subarticular_pairs(real.coordinates)
     _ = lss.plots.plot_left_right_x(real_pairs, data_label=REAL_DATA_LABEL)
     print(REAL_DATA_LABEL)
-    print(real_pairs.groupby("same_series")["left_is_right_of_image"].agg(["mean", "size"]))
+    print(real_pairs.groupby("same_series")["left_is_right_of_image"]
+          .agg(share_left_x_greater="mean", pairs="size").round(4))
 else:
     print("Real label tables not found here. Their README reports that 98.7 % of the real "
           "left/right subarticular pairs have left x > right x.")
 
 # %% [markdown]
-# Where both labels sit on one series, left is to the right of right in practically
-# every pair. Nearly all the exceptions are pairs labelled on two different series,
-# whose fields of view differ, so their `x` values do not compare. The convention holds.
+# In the real table, where both labels sit on one series, the left label is to the
+# right of the right label in practically every pair; nearly all the exceptions are
+# pairs labelled on two different series, whose fields of view differ, so their `x`
+# values do not compare. The convention holds.
 #
 # ### Why a horizontal flip changes the label's meaning
 #

@@ -183,7 +183,7 @@ _ = lss.plots.plot_slice_order(header, labelled_instance=int(first["instance_num
 plt.tight_layout()
 
 # %% [markdown]
-# On the left, position falls as `InstanceNumber` grows: this scanner numbered the
+# On the left, position falls as `InstanceNumber` grows: this series numbers its
 # slices from the head toward the feet, while the normal points to the head. The gaps
 # are the jumps between short stacks, one per disc. On the right, sorting by
 # `InstanceNumber` gives the spatial order *reversed* (the falling line), and sorting
@@ -201,9 +201,9 @@ print(DATA_LABEL, "| InstanceNumber grows", runs.value_counts().to_dict())
 
 # %% [markdown]
 # A loader that sorted by `InstanceNumber` would hand the LSTM some stacks head first
-# and others feet first. The phantom numbers its series like this because real series
-# do too, and real series also mix short stacks acquired in other orders; only the
-# position along the normal is reliable.
+# and others feet first, and one that sorted file names would shuffle them. The phantom
+# numbers its series both ways because real RSNA series do; in real series, positions
+# can also jump between stacks. Only the position along the normal is reliable.
 #
 # ```{note}
 # `lss.data.read_series` and `lss.data.scan_series` never use file names or
