@@ -46,7 +46,7 @@ chapters: env $(if $(filter $(PHANTOM),$(DATA)),phantom)
 
 book: chapters
 	$(PY) book/run_chapters.py --stage-only --out $(BUILD)/executed --site $(BUILD)/site
-	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpicky --keep-going
+	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpick --keep-going
 	@echo "HTML: $(BUILD)/site/_build/html/index.html"
 
 # Unit tests first, then every chapter in order (nbmake runs each in book/ on its defaults).
