@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from lss.config import PreprocessConfig
-from lss.data.dicom import SeriesHeader, _read, decode_slice, scan_series
+from lss.data.dicom import SeriesHeader, _read, _scan, decode_slice
 from lss.data.tables import DataError
 
 __all__ = ["window_indices", "resize_slice", "crop_slice", "scale_unit", "level_window",
@@ -141,7 +141,10 @@ def level_window(
         ``volume`` of shape (n_slices, image_size, image_size), float32 in [0, 1].
     """
     config = config or PreprocessConfig()
-    header = series if isinstance(series, SeriesHeader) else scan_series(series)
+    if isinstance(series, SeriesHeader):
+        header, datasets = series, None
+    else:  # one pass: the window's pixels come from the headers already read
+        header, datasets = _scan(series)
     n = len(header.paths)
     centre = n // 2 if instance_number is None else header.index_of(instance_number)
     idx = window_indices(n, centre, config.n_slices)
@@ -165,7 +168,8 @@ def level_window(
     decoded: dict[int, np.ndarray] = {}
     for i in np.unique(idx):
         path = header.paths[i]
-        img = decode_slice(_read(path, pixels=True), path)
+        ds = _read(path, pixels=True) if datasets is None else datasets[i]
+        img = decode_slice(ds, path)
         if crop_px is not None:
             img = crop_slice(img, centre_xy, crop_px)  # type: ignore[arg-type]
         decoded[int(i)] = resize_slice(img, config.image_size)
