@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_excluded(info: dict) -> None:
+    """Name the studies an index left out (``attrs["excluded"]``), so none goes unseen."""
+    excluded = info.get("excluded") or []
+    if excluded:
+        names = ", ".join(f"{e['study_id']} ({e['reason']})" for e in excluded[:5])
+        more = f", and {len(excluded) - 5} more" if len(excluded) > 5 else ""
+        total = info.get("n_studies")
+        what = f"of {total} studies" if total else ("study" if len(excluded) == 1 else "studies")
+        print(f"excluded {len(excluded)} {what}: {names}{more}")
+
+
 def _run(args: argparse.Namespace) -> int:
     from lss.runinfo import data_label
 
@@ -114,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         stats = TensorCache(args.data, cfg.preprocess, cache_dir=args.cache).prepare(
             index, workers=args.workers)
         print(f"{cfg.target} on {data_label(args.data)}: {stats}")
+        _print_excluded(index.attrs)
         return 0
 
     if args.command == "train":
@@ -123,6 +135,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Training {cfg.target} on {data_label(args.data)} -> {args.run}")
         result = train(args.data, cfg, args.run, cache_dir=args.cache, workers=args.workers,
                        resume=args.resume, verbose=0 if args.quiet else 2)
+        from lss.runinfo import read_manifest
+
+        _print_excluded(read_manifest(args.run))
         best = result.history.loc[result.history["val_loss"].idxmin()]
         print(f"Done in {result.seconds:.0f} s: best epoch {int(best['epoch']) + 1}, "
               f"val_loss {best['val_loss']:.4f}, val_accuracy {best['val_accuracy']:.3f}. "

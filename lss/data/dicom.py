@@ -9,6 +9,7 @@ give that order in the RSNA data.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,11 +99,20 @@ def _read(path: Path, *, pixels: bool) -> pydicom.Dataset:
     try:
         if pixels:
             return pydicom.dcmread(path)
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
+        ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
+        size = os.path.getsize(path)
     except InvalidDicomError as exc:
         raise DataError(f"Not a DICOM file: {path} ({exc})") from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"Corrupt DICOM file: {path} ({type(exc).__name__}: {exc})") from exc
+    # pydicom reads a file cut short without complaint; unread pixel data shows it here.
+    elem = ds.get_item("PixelData", keep_deferred=True)
+    if isinstance(elem, RawDataElement) and elem.length != 0xFFFFFFFF:  # not encapsulated
+        have = size - elem.value_tell if elem.value is None else len(elem.value)
+        if have < elem.length:
+            raise DataError(f"Truncated DICOM file: {path} (its pixel data should have "
+                            f"{elem.length} bytes, {max(have, 0)} are there)")
+    return ds
 
 
 def _numbers(ds: pydicom.Dataset, keyword: str) -> np.ndarray:
@@ -124,7 +134,8 @@ def _geometry(ds: pydicom.Dataset, path: Path) -> tuple[int, np.ndarray, np.ndar
                                                         np.ndarray, tuple[int, int]]:
     missing = [t for t in _HEADER_TAGS[:5] if t not in ds]
     if missing:
-        raise DataError(f"{path}: missing DICOM tag(s) {', '.join(missing)}")
+        hint = "" if "PixelData" in ds else " and no pixel data: a truncated file, or not an image?"
+        raise DataError(f"{path}: missing DICOM tag(s) {', '.join(missing)}{hint}")
     try:
         iop = _numbers(ds, "ImageOrientationPatient")
         ipp = _numbers(ds, "ImagePositionPatient")

@@ -99,7 +99,8 @@ def _read_csv(path: Path, required: tuple[str, ...], int_cols: tuple[str, ...]) 
     if missing:
         hints = []
         for m in missing:
-            close = difflib.get_close_matches(m, [str(c) for c in df.columns], n=1)
+            others = [str(c) for c in df.columns if c not in required]  # not its neighbours
+            close = difflib.get_close_matches(m, others, n=1)
             hints.append(f"'{m}'" + (f" (found '{close[0]}': misspelled?)" if close else ""))
         raise DataError(f"{path.name}: missing column(s) {', '.join(hints)} in {path}")
     for col in int_cols:
