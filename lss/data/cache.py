@@ -192,9 +192,19 @@ class TensorCache:
 
     @staticmethod
     def read(path: str | Path) -> np.ndarray:
-        """One entry's window, (n_slices, size, size) float32 (no pickle)."""
-        with np.load(path, allow_pickle=False) as z:
-            return z["volume"]
+        """One entry's window, (n_slices, size, size) float32 (no pickle).
+
+        Raises :class:`DataError` naming the entry if it is not a plain array (an object
+        array is refused, never unpickled) or cannot be read.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z["volume"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise DataError(f"Unreadable cache entry {path} ({exc}); delete it and run "
+                            f"again") from exc
 
     def _valid(self, path: Path, fingerprint: str) -> bool:
         # The stored fingerprint's bytes are compared with those np.savez writes for this

@@ -1,0 +1,319 @@
+"""Faults and repeatability: killed processes, hostile files, and fast paths that must not
+change a number.
+
+* a real ``lss train`` process interrupted mid-epoch (SIGINT, then SIGKILL) and resumed
+  ends with the history of an uninterrupted run;
+* a preprocessing worker killed while writing a cache entry leaves nothing a later run
+  reads;
+* a cache entry holding an object array is never unpickled, and a ``.keras`` file with a
+  ``Lambda`` layer is refused;
+* the fast paths of :mod:`lss.data` (raw geometry, direct pixel decoding, one pass per
+  series) give exactly what pydicom gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from dicom_factory import write_labelled_root, write_series, write_slice
+from pydicom.uid import ImplicitVRLittleEndian
+
+from lss.cli import main
+from lss.config import PreprocessConfig
+from lss.data import DataError, TensorCache, build_index, level_window, scan_series, series_dir
+from lss.data.dicom import _geometry, _native_pixels, _read, decode_slice
+
+REPO = Path(__file__).resolve().parents[1]
+LSS = Path(sys.executable).parent / "lss"
+TINY_TRAIN = {"batch_size": 4, "cnn_filters": [4], "lstm_units": 4, "dense_units": 4,
+              "early_stopping_patience": 10}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Until ``path`` exists; fails if ``proc`` ends first (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended ({proc.returncode}) before {path} appeared: "
+                                 f"{proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.02)
+
+
+def _backup_epoch(run: Path) -> int:
+    return max((int(p.stem.split("-")[1]) for p in (run / "backup").glob("epoch-*.json")),
+               default=0)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LSS.is_file(), reason="the lss console script is not installed")
+def test_killed_lss_train_resumes_to_the_history_of_an_uninterrupted_run(tmp_path):
+    data = write_labelled_root(tmp_path / "data", 24)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"train": TINY_TRAIN,
+                               "preprocess": {"n_slices": 2, "image_size": 16}}))
+    epochs = 6
+
+    def argv(run: Path, *extra: str) -> list[str]:
+        return ["train", "--data", str(data), "--cache", str(tmp_path / "cache"), "--config",
+                str(cfg), "--epochs", str(epochs), "--run", str(run), "--workers", "1",
+                "--quiet", *extra]
+
+    whole = tmp_path / "whole"
+    assert main(argv(whole)) == 0
+
+    # 1. Ctrl-C after the first epoch's backup: exit 130 and a hint how to go on.
+    cut = tmp_path / "cut"
+    p = subprocess.Popen([str(LSS), *argv(cut)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for(cut / "backup" / "epoch-1.json", p)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert f"lss: interrupted; continue with: lss train --resume --run {cut}" in err
+    assert "Traceback" not in err
+    done = _backup_epoch(cut)
+    assert 1 <= done < epochs and not (cut / "history.json").exists()
+
+    # 2. Resumed, then killed outright (no handler runs) one epoch later.
+    p = subprocess.Popen([str(LSS), *argv(cut, "--resume")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for(cut / "backup" / f"epoch-{done + 1}.json", p)
+    p.kill()
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    assert not (cut / "history.json").exists()
+
+    # 3. Resumed to the end: the same epochs, losses and accuracies, bit for bit.
+    assert main(argv(cut, "--resume")) == 0
+    a, b = (pd.read_json(run / "history.json") for run in (whole, cut))
+    metrics = [c for c in a.columns if "seconds" not in c and "time" not in c]  # not clocks
+    assert len(b) == epochs and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(metrics)
+    pd.testing.assert_frame_equal(a[metrics], b[metrics])
+    manifest = json.loads((cut / "manifest.json").read_text())
+    assert manifest["status"] == "trained" and manifest["resumed_at_epoch"] > done
+
+
+# --------------------------------------------------------------------------- cache
+
+_KILL_SCRIPT = textwrap.dedent('''
+    """prepare(workers=2) in which the spawned worker dies (SIGKILL) half-way through
+    writing its first entry; this process goes slowly until the worker has started, so
+    that the worker is given work."""
+    import multiprocessing
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    import lss.data.cache as cache
+    from lss.config import PreprocessConfig
+    from lss.data import TensorCache, build_index
+
+    READY = Path(os.environ["LSS_TEST_READY"])
+    real_compute, real_savez = cache._compute, np.savez
+
+
+    def ready():
+        READY.touch()  # runs in the worker once it has imported lss
+
+
+    def half_an_entry_then_die(f, **arrays):
+        f.write(b"PK\\x03\\x04 half an entry")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+    def compute(task):
+        if multiprocessing.parent_process() is not None:  # the spawned worker
+            np.savez = half_an_entry_then_die
+        else:  # this process: wait for the worker, then leave it time to be fed
+            deadline = time.monotonic() + 120
+            while not READY.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)
+        return real_compute(task)
+
+
+    if __name__ == "__main__":
+        cache._compute, cache._ready = compute, ready
+        root, cache_dir = sys.argv[1], sys.argv[2]
+        index = build_index(root)
+        TensorCache(root, PreprocessConfig(n_slices=2, image_size=8),
+                    cache_dir=cache_dir).prepare(index, workers=2)
+''')
+
+
+def test_worker_killed_while_writing_leaves_no_entry_that_is_read(tmp_path):
+    root = write_labelled_root(tmp_path / "data", 40)
+    script = tmp_path / "kill_worker.py"
+    script.write_text(_KILL_SCRIPT)
+    env = {**os.environ, "LSS_TEST_READY": str(tmp_path / "ready")}
+    p = subprocess.run([sys.executable, str(script), str(root), str(tmp_path / "cache")],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode != 0 and "BrokenProcessPool" in p.stderr, p.stderr[-2000:]
+
+    cfg = PreprocessConfig(n_slices=2, image_size=8)
+    cache = TensorCache(root, cfg, cache_dir=tmp_path / "cache")
+    index = build_index(root)
+    leftovers = list(cache.dir.glob(".*.tmp"))
+    assert leftovers, "the worker died after opening its temporary file"
+    assert all(p.read_bytes().startswith(b"PK\x03\x04 half") for p in leftovers)
+    entries = list(cache.dir.glob("*.npz"))
+    assert len(entries) < len(index)  # the dead worker's entry was never renamed into place
+    for path in entries:  # whatever is in place is whole
+        assert TensorCache.read(path).shape == (2, 8, 8)
+
+    stats = cache.prepare(index, workers=1)
+    assert (stats.hits, stats.written) == (len(entries), len(index) - len(entries))
+    expected = np.stack([
+        level_window(series_dir(root, r.study_id, r.series_id), int(r.instance_number), cfg,
+                     centre_xy=(r.x, r.y)).volume for r in index.itertuples()])
+    np.testing.assert_array_equal(cache.load(index, workers=1), expected)
+
+
+class _Evil:
+    """Unpickling this creates a file: the proof that a load ran code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_object_array_in_a_cache_entry_is_never_unpickled(tiny_root, tmp_path):
+    from lss.data.cache import _fingerprint
+
+    index = build_index(tiny_root).iloc[:1]
+    cache = TensorCache(tiny_root, PreprocessConfig(n_slices=2, image_size=8),
+                        cache_dir=tmp_path / "c")
+    cache.prepare(index, workers=1)
+    (path,) = cache.paths(index)
+    marker = tmp_path / "pwned"
+    # A hostile entry that even carries the right fingerprint, so prepare takes it as a hit.
+    fingerprint = _fingerprint(series_dir(tiny_root, 101, 11))
+    np.savez(path, volume=np.array([_Evil(marker)], dtype=object),
+             fingerprint=np.array(fingerprint))
+    assert cache.prepare(index, workers=1).hits == 1
+    with pytest.raises(DataError, match=r"Unreadable cache entry \S*101_11_3\.npz .*allow_pickle"):
+        cache.load(index, workers=1)
+    from lss.train import WindowDataset
+
+    with pytest.raises(DataError, match="Unreadable cache entry"):
+        WindowDataset([path], [0], batch_size=1)[0]
+    assert not marker.exists()
+    # Sanity: the object really would run code if it were unpickled.
+    np.load(path, allow_pickle=True)["volume"]
+    assert marker.exists()
+
+
+def test_keras_file_with_a_lambda_layer_is_refused(tmp_path):
+    keras = pytest.importorskip("keras")
+    from lss.model import load_model
+
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0, name="code")(inputs)
+    path = tmp_path / "evil.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ValueError, match=r"(?is)lambda.*safe_mode|safe_mode.*lambda"):
+        load_model(path)
+
+
+def test_package_loads_nothing_with_pickle():
+    """Every np.load says allow_pickle=False and every load_model says safe_mode=True."""
+    problems = []
+    for path in sorted((REPO / "lss").rglob("*.py")):
+        text = path.read_text()
+        for m in re.finditer(r"np\.load\(([^)]*)\)", text):
+            if "allow_pickle=False" not in m.group(1):
+                problems.append(f"{path.name}: np.load({m.group(1)})")
+        for m in re.finditer(r"models\.load_model\(([^)]*)\)", text, flags=re.S):
+            if "safe_mode=True" not in m.group(1):
+                problems.append(f"{path.name}: load_model({m.group(1)})")
+        if re.search(r"^\s*(import pickle|from pickle|import dill|import joblib)", text, re.M):
+            problems.append(f"{path.name}: imports a pickle library")
+        if "torch.load(" in text and "weights_only=True" not in text:
+            problems.append(f"{path.name}: torch.load without weights_only=True")
+    assert not problems, problems
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+@pytest.mark.parametrize("bits, signed", [(16, 0), (12, 0), (12, 1), (16, 1), (10, 1)])
+def test_direct_pixel_decoding_equals_pydicom(tmp_path, bits, signed):
+    # Random 16-bit words: the unused high bits are set too, as they may be in real files.
+    raw = np.random.default_rng(bits + signed).integers(0, 2**16, (7, 9)).astype(np.uint16)
+    path = write_slice(tmp_path / "1.dcm", raw, instance=1, position=(0, 0, 0))
+    ds = pydicom.dcmread(path)
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, signed
+    ds.save_as(path)
+    ds = pydicom.dcmread(path)
+    fast = _native_pixels(ds)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, ds.pixel_array)
+    assert fast.dtype == ds.pixel_array.dtype
+
+
+def test_geometry_from_raw_bytes_equals_pydicom_explicit_and_implicit(tmp_path):
+    for syntax in (None, ImplicitVRLittleEndian):
+        path = write_slice(tmp_path / "g.dcm", np.zeros((4, 6), np.uint16), instance=17,
+                           position=(-12.25, 3.5e1, 1e-3), spacing=(0.4375, 0.5),
+                           orientation=(1, 0, 0, 0, 0.9848077, -0.1736482))
+        if syntax is not None:
+            ds = pydicom.dcmread(path)
+            ds.file_meta.TransferSyntaxUID = syntax
+            ds.save_as(path, enforce_file_format=True)
+        inst, ipp, normal, spacing, shape = _geometry(_read(path, pixels=False), path)
+        ds = pydicom.dcmread(path)
+        assert inst == int(ds.InstanceNumber) == 17
+        np.testing.assert_array_equal(ipp, np.asarray(ds.ImagePositionPatient, float))
+        np.testing.assert_array_equal(spacing, np.asarray(ds.PixelSpacing, float))
+        iop = np.asarray(ds.ImageOrientationPatient, float)
+        expected = np.cross(iop[:3], iop[3:])
+        np.testing.assert_allclose(normal, expected / np.linalg.norm(expected))
+        assert shape == (4, 6)
+
+
+def test_malformed_geometry_is_still_a_data_error(tmp_path):
+    path = write_slice(tmp_path / "m.dcm", np.zeros((4, 4), np.uint16), instance=1,
+                       position=(0, 0, 12345))
+    raw = pydicom.dcmread(path).get_item("ImagePositionPatient").value
+    assert b"12345" in raw
+    # An invalid DS of the same length, as a broken writer leaves it.
+    path.write_bytes(path.read_bytes().replace(raw, raw.replace(b"12345", b"1x345")))
+    with pytest.raises(DataError, match=r"m\.dcm: malformed geometry tag"):
+        _geometry(_read(path, pixels=False), path)
+
+
+def test_one_pass_window_equals_reading_every_file_again(tmp_path):
+    folder = tmp_path / "s"
+    write_series(folder, 9, shape=(40, 40), instances_toward_feet=True, shuffle_names=True)
+    cfg = PreprocessConfig(n_slices=4, image_size=16)
+    one_pass = level_window(folder, 4, cfg)  # the folder: headers read once, pixels deferred
+    two_pass = level_window(scan_series(folder), 4, cfg)  # a header: window files read again
+    np.testing.assert_array_equal(one_pass.volume, two_pass.volume)
+    np.testing.assert_array_equal(one_pass.instance_numbers, two_pass.instance_numbers)
+    by_hand = [decode_slice(pydicom.dcmread(p), p) for p in scan_series(folder).paths]
+    assert [float(v.mean()) for v in by_hand] == [100.0 * (k + 1) for k in range(9)]
