@@ -456,12 +456,38 @@ def architecture_table(model: keras.Model) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "layer", "type", "output shape", "parameters"])
 
 
+def _layer_text(layer: keras.layers.Layer) -> str:
+    """A box label: the layer's name and what it does, in a few words."""
+    L = keras.layers  # noqa: N806
+    if isinstance(layer, L.Conv2D):
+        what = f"{'x'.join(map(str, layer.kernel_size))}, {layer.filters}\n" \
+               f"{layer.activation.__name__}"
+    elif isinstance(layer, L.MaxPooling2D):
+        what = "max " + "x".join(map(str, layer.pool_size))
+    elif isinstance(layer, L.GlobalAveragePooling2D):
+        what = "global\naverage"
+    elif isinstance(layer, L.LSTM):
+        what = f"{layer.units} units"
+    elif isinstance(layer, L.Dropout):
+        what = f"{layer.rate:g}"
+    elif isinstance(layer, L.Dense):
+        what = f"{layer.units}, {layer.activation.__name__}"
+    elif isinstance(layer, L.InputLayer):
+        return "input"
+    elif layer.name == "augmentation":
+        return "augment\nrotate, zoom,\nflip"
+    else:
+        what = type(layer).__name__
+    return f"{layer.name}\n{what}"
+
+
 def plot_architecture(model: keras.Model, *, ax: Any = None, data_label: str | None = None
                       ) -> Any:
-    """A box diagram of the CNN-LSTM, one box per stage, with the shapes between them.
+    """A box diagram of the CNN-LSTM, one box per layer, with the shapes between them.
 
     The per-slice CNN is drawn once, inside a frame that says it runs on every slice
-    with the same weights. Shapes are per sample (no batch axis).
+    with the same weights. Shapes are per study (no batch axis); inside the frame they
+    are per slice.
 
     Returns
     -------
@@ -474,38 +500,38 @@ def plot_architecture(model: keras.Model, *, ax: Any = None, data_label: str | N
     n_slices = td.input.shape[1]
     boxes: list[tuple[str, str, str]] = []  # (text, shape below, colour)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            boxes.append((f"input\n{n_slices} slices", _shape(layer.output.shape), "#dddddd"))
-        elif layer is td:
+        if layer is td:
             for inner in td.layer.layers:
-                boxes.append((f"{inner.name}\n{type(inner).__name__}",
-                              _shape(inner.output.shape), "#cfe2f3"))
-        else:
-            boxes.append((f"{layer.name}\n{type(layer).__name__}", _shape(layer.output.shape),
-                          "#fce5cd" if layer.name != "augmentation" else "#eeeeee"))
+                boxes.append((_layer_text(inner), _shape(inner.output.shape), "#cfe2f3"))
+            continue
+        colour = "#dddddd" if isinstance(layer, keras.layers.InputLayer) or (
+            layer.name == "augmentation") else "#fce5cd"
+        boxes.append((_layer_text(layer), _shape(layer.output.shape), colour))
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(8.0, 1.25 * len(boxes)), 2.9))
-    w, h, gap = 1.0, 0.9, 0.28
+        _, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(boxes)), 2.7))
+    w, h, gap = 1.0, 0.95, 0.3
     cnn = [i for i, b in enumerate(boxes) if b[2] == "#cfe2f3"]
     for i, (text, shape, colour) in enumerate(boxes):
         x = i * (w + gap)
         ax.add_patch(FancyBboxPatch((x, 0), w, h, boxstyle="round,pad=0.02", fc=colour,
                                     ec="black", lw=0.8))
-        ax.text(x + w / 2, h / 2, text, ha="center", va="center", fontsize=7.5)
-        ax.text(x + w / 2, -0.18, shape, ha="center", va="top", fontsize=7, color="#333333")
+        ax.text(x + w / 2, h / 2, text, ha="center", va="center", fontsize=7)
+        ax.text(x + w / 2, -0.12, shape.replace(" x ", "x"), ha="center", va="top",
+                fontsize=6.5, color="#333333")
         if i:
             ax.annotate("", (x, h / 2), (x - gap, h / 2),
                         arrowprops={"arrowstyle": "->", "lw": 0.8})
     x0, x1 = cnn[0] * (w + gap) - 0.1, cnn[-1] * (w + gap) + w + 0.1
-    ax.add_patch(FancyBboxPatch((x0, -0.45), x1 - x0, h + 0.85, boxstyle="round,pad=0.02",
+    ax.add_patch(FancyBboxPatch((x0, -0.42), x1 - x0, h + 0.72, boxstyle="round,pad=0.02",
                                 fc="none", ec="tab:blue", lw=1.2, ls="--"))
-    ax.text((x0 + x1) / 2, h + 0.48, f"TimeDistributed: the same CNN on each of the "
-            f"{n_slices} slices (one set of weights)", ha="center", fontsize=8,
-            color="tab:blue")
+    ax.text((x0 + x1) / 2, h + 0.38, f"TimeDistributed: the same CNN on each of the "
+            f"{n_slices} slices (one set of weights); shapes per slice", ha="center",
+            fontsize=8, color="tab:blue")
     ax.set_xlim(-0.2, len(boxes) * (w + gap))
-    ax.set_ylim(-0.7, h + 0.8)
+    ax.set_ylim(-0.6, h + 0.65)
     ax.axis("off")
-    title = f"{model.name}: {model.count_params():,} parameters; shapes per study"
+    title = (f"{model.name}: {model.count_params():,} parameters; shapes per study, "
+             "without the batch axis")
     ax.set_title(title if not data_label else f"{title}\n{data_label}", fontsize=10)
     return ax
 
@@ -876,9 +902,10 @@ def paper_comparison(history: pd.DataFrame, *, majority_accuracy: float, data_la
     DataFrame
         Indexed by quantity; one column with the paper's figures (RSNA 2024 real scans,
         :data:`lss.config.PAPER_RESULTS`, :data:`lss.config.REAL_MAJORITY_SHARE` and
-        :func:`real_prior_log_loss`), one with the run's. The run's validation
-        accuracy is that of its last epoch; the model kept (``best.keras``) is the
-        epoch of lowest validation loss, shown too.
+        :func:`real_prior_log_loss`), one with the run's, rounded to 4 decimals ("-"
+        where a figure is not defined). The run's validation accuracy is that of its
+        last epoch; the model kept (``best.keras``) is the epoch of lowest validation
+        loss, shown too.
     """
     from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE
 
@@ -905,7 +932,13 @@ def paper_comparison(history: pd.DataFrame, *, majority_accuracy: float, data_la
         "log loss of the class shares (reference)": (
             real_prior_log_loss(), np.nan if prior_log_loss is None else float(prior_log_loss)),
     }
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=[paper, run])
+    def cell(value: Any) -> Any:
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        return "-" if value is None or np.isnan(value) else round(float(value), 4)
+
+    out = pd.DataFrame([[cell(a), cell(b)] for a, b in rows.values()], index=list(rows),
+                       columns=[paper, run], dtype=object)
     out.index.name = "quantity"
     return out
 
@@ -936,7 +969,7 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
                      data_label=data_label)  # validates the inputs
     h = history.reset_index(drop=True)
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        _, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     axes = np.asarray(axes, dtype=object).ravel()
     epochs = np.arange(1, len(h) + 1)
     ends = [1, PAPER_EPOCHS]
@@ -944,11 +977,12 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
     loss_ax.plot(epochs, h["loss"], "-o", ms=3, color="tab:blue", label="training (this run)")
     loss_ax.plot(epochs, h["val_loss"], "-s", ms=3, color="tab:orange",
                  label="validation (this run)")
+    # the paper reports first and last epoch only: markers, no line between them
     loss_ax.plot(ends, [PAPER_RESULTS["train_loss_first_epoch"],
-                        PAPER_RESULTS["train_loss_last_epoch"]], ":o", mfc="none",
+                        PAPER_RESULTS["train_loss_last_epoch"]], "o", mfc="none", ms=8,
                  color="tab:blue", label="training (paper, real scans)")
     loss_ax.plot(ends, [PAPER_RESULTS["val_loss_first_epoch"],
-                        PAPER_RESULTS["val_loss_last_epoch"]], ":s", mfc="none",
+                        PAPER_RESULTS["val_loss_last_epoch"]], "s", mfc="none", ms=8,
                  color="tab:orange", label="validation (paper, real scans)")
     if prior_log_loss is not None:
         loss_ax.axhline(prior_log_loss, color="grey", ls="--",
@@ -969,7 +1003,11 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
         ax.set_xlabel("epoch")
         ax.set_xlim(0.5, max(PAPER_EPOCHS, len(h)) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{name}: this run on {data_label.strip()}\nbeside the paper's reported "
-                     "points (RSNA 2024 real scans)", fontsize=9)
+        ax.set_title(name, fontsize=10)
         ax.legend(fontsize=7)
+    axes[0].figure.suptitle(
+        f"This run: {data_label.strip()} (filled markers, dashed reference)\n"
+        "The paper: RSNA 2024 real scans, its reported first and last epoch (open markers, "
+        "dotted reference)", fontsize=9)
+    axes[0].figure.tight_layout()
     return axes

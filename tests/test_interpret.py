@@ -322,8 +322,11 @@ def test_paper_comparison_labels_both_columns():
     assert t.loc["val accuracy, last epoch", paper] == PAPER_RESULTS["val_accuracy"]
     assert t.loc["val accuracy, last epoch", run] == 0.5
     assert t.loc["val accuracy, epoch kept (lowest val loss)", run] == 0.6
-    assert t.loc["accuracy of always Normal/Mild (reference)", paper] == REAL_MAJORITY_SHARE
-    assert np.isnan(t.loc["log loss of the class shares (reference)", run])
+    assert t.loc["accuracy of always Normal/Mild (reference)", paper] == round(
+        REAL_MAJORITY_SHARE, 4)
+    assert t.loc["log loss of the class shares (reference)", run] == "-"
+    assert t.loc["val accuracy, epoch kept (lowest val loss)", paper] == "-"
+    assert t.loc["epochs", paper] == 20 and isinstance(t.loc["epochs", run], int)
     t2 = paper_comparison(h, majority_accuracy=0.45, data_label="x", prior_log_loss=1.01)
     assert t2.loc["log loss of the class shares (reference)"].round(4).tolist() == [1.0632, 1.01]
     assert REAL_CLASS_COUNTS[0] / sum(REAL_CLASS_COUNTS) == REAL_MAJORITY_SHARE
@@ -331,7 +334,8 @@ def test_paper_comparison_labels_both_columns():
     axes = plot_paper_comparison(h, majority_accuracy=0.45, data_label="phantom",
                                  prior_log_loss=1.0)
     assert len(axes[0].lines) == 6  # 2 run curves, 2 paper pairs, 2 reference lines
-    assert "phantom" in axes[0].get_title() and "real scans" in axes[1].get_title()
+    title = axes[0].figure._suptitle.get_text()
+    assert "This run: phantom" in title and "real scans" in title
     plt.close("all")
     with pytest.raises(ValueError, match="data_label must name the data"):
         paper_comparison(h, majority_accuracy=0.4, data_label=" ")
