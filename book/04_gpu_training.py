@@ -1,0 +1,444 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Training on a GPU: the full run
+#
+# ---
+#
+# ## Overview
+#
+# Chapter 3 trained for two epochs on a CPU. The paper trains for 20. This chapter
+# makes the full run, on whatever the machine has: it finds the accelerator, computes in
+# half precision where a GPU makes that pay, keeps the GPU fed from the cache, and puts
+# the result beside the paper's figures. Chapter 5 analyses the run it writes.
+#
+# 1. Finding the accelerator
+# 2. Mixed precision
+# 3. The input pipeline
+# 4. The full training run
+# 5. Beside the paper
+# 6. What it costs
+#
+# ## Prerequisites
+#
+# | Concepts | Importance | Notes |
+# | --- | --- | --- |
+# | {doc}`03_cnn_lstm` | Necessary | The model and `lss.train.train` |
+# | [Keras mixed precision][mp] | Helpful | float16 compute, float32 weights |
+# | [`keras.utils.PyDataset`][pyds] | Helpful | Batches from Python, read in threads |
+# | A GPU runtime | Helpful | In Colab: *Runtime > Change runtime type > GPU* |
+#
+# [mp]: https://keras.io/api/mixed_precision/
+# [pyds]: https://keras.io/api/utils/python_utils/#pydataset-class
+#
+# - **Time to learn**: 30 minutes.
+# - **System requirements**: a GPU for the paper's 20 epochs (a few minutes on the
+#   phantom). Without one, the chapter says so and trains `CPU_EPOCHS` epochs: about
+#   3.5 minutes on 2 CPU cores.
+
+# %% [markdown]
+# ---
+#
+# In Colab, the next cell installs the `lss` package; elsewhere it does nothing.
+
+# %%
+# In Colab only: install lss from its repository (`make book` has installed it elsewhere).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lss @ git+https://github.com/lss-book/lss"], check=True)
+
+# %% [markdown]
+# All imports, in one place. Keras reads its backend (`KERAS_BACKEND`: `tensorflow`,
+# `jax` or `torch`) when it is first imported; set it before this cell to change it.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+import lss.accelerate
+import lss.data
+import lss.datasets
+import lss.interpret
+import lss.metrics
+import lss.model
+import lss.plots
+import lss.runinfo
+import lss.train
+from lss.config import Config
+
+# %% [markdown]
+# The settings. `EPOCHS = None` means: the paper's 20 on a GPU or TPU, `CPU_EPOCHS` on a
+# CPU. `MIXED_PRECISION = None` means: where the device has it.
+
+# %% tags=["parameters"]
+DATA_DIR = "../data/phantom"  # a root in the Kaggle layout; the phantom is made here if absent
+DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your own Kaggle credentials, ~35 GB)
+WORK_DIR = "../runs/book"     # models and metrics that later chapters read
+CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
+SEED = 0
+CONDITION = "left_subarticular_stenosis"
+LEVEL = "L4/L5"
+EPOCHS = None          # None: 20 (the paper) on a GPU or TPU, CPU_EPOCHS on a CPU
+CPU_EPOCHS = 8         # sized for about 3.5 minutes on 2 CPU cores
+MIXED_PRECISION = None  # None: on a GPU or TPU only; False: float32 everywhere
+WORKERS = None
+
+# %% [markdown]
+# The data root, its label, and the run folder that chapter 5 reads.
+
+# %%
+root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.runinfo.data_label(root)
+RUN_DIR = Path(WORK_DIR) / "cnn_lstm"
+config = Config(condition=CONDITION, level=LEVEL)
+print(DATA_LABEL, "->", RUN_DIR)
+
+# %% [markdown]
+# ## Finding the accelerator
+#
+# `describe_accelerator` asks the Keras backend which device it will train on.
+
+# %%
+accelerator = lss.accelerate.describe_accelerator()
+pd.Series(accelerator, name="this machine").to_frame()
+
+# %% [markdown]
+# `kind` is what matters below: `GPU`, `TPU` or `CPU`. In Colab, a GPU runtime gives
+# a `GPU` here (often an NVIDIA T4); a TPU is used through the JAX backend
+# (`KERAS_BACKEND=jax`). The number of epochs follows from it:
+
+# %%
+epochs = lss.accelerate.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
+if accelerator["kind"] == "CPU" and EPOCHS is None:
+    print(f"No GPU or TPU: a short run of {epochs} epochs on the CPU "
+          f"({accelerator['cpu_count']} cores). The paper trains 20; see 'What it costs'.")
+else:
+    print(f"{accelerator['label']}: {epochs} epochs")
+
+# %% [markdown]
+# ## Mixed precision
+#
+# A GPU with tensor cores (NVIDIA compute capability 7.0 or newer: the T4, A100, H100)
+# multiplies float16 matrices several times faster than float32 ones, and moves half the
+# bytes. **Mixed precision** computes in float16 while keeping the weights in float32,
+# so that small weight updates are not rounded away. On a TPU the half type is bfloat16.
+# On a CPU half precision is emulated and slower, so `use_mixed_precision` leaves it
+# off there:
+
+# %%
+policy = lss.accelerate.use_mixed_precision(MIXED_PRECISION, accelerator=accelerator)
+print(f"{accelerator['label']}: dtype policy '{policy}'")
+
+# %% [markdown]
+# A model built now follows that policy. Each layer has a compute type and a variable
+# (weight) type:
+
+# %%
+demo = lss.model.build_from_config(config)
+pd.DataFrame([(layer.name, layer.compute_dtype, layer.variable_dtype)
+              for layer in demo.layers[1:]], columns=["layer", "computes in", "weights in"])
+
+# %% [markdown]
+# On a GPU the table reads float16 / float32 for every layer but the last: the softmax
+# layer `severity` computes in float32. Probabilities near 0 or 1 and the log in the
+# cross-entropy need float32's range; `lss.model` sets that one layer's type explicitly.
+# Under `mixed_float16`, `compile` also wraps the optimizer in a `LossScaleOptimizer`,
+# which scales the loss up before the gradients are computed so that small gradients
+# do not underflow to 0 in float16. On a CPU every row reads float32.
+#
+# `train` sets the policy for its own model and restores the previous one, so the global
+# policy goes back to float32 here:
+
+# %%
+print(lss.accelerate.use_mixed_precision(False), "| the optimizer of the demo model:",
+      type(demo.optimizer).__name__)
+
+# %% [markdown]
+# ## The input pipeline
+#
+# An epoch reads every training window once. The windows come from the cache of
+# chapter 2, one `.npz` file of 8 x 128 x 128 float32 (512 KiB) per study, through
+# `lss.train.WindowDataset`, a `keras.utils.PyDataset`. With `workers` above 1, Keras
+# reads batches in that many threads, up to `max_queue_size` batches ahead of the
+# model: the next batches are being read while the accelerator computes on this one
+# (prefetching). `loader_settings` picks those settings for this machine:
+
+# %%
+loader = lss.accelerate.loader_settings(accelerator)
+print(accelerator["label"], "->", loader)
+
+# %% [markdown]
+# How fast can the cache deliver? `batches_per_second` reads the batches the way
+# `fit` does, without a model. We compare the cache read in the training loop, the
+# cache read by 4 threads ahead, and the same windows already in memory
+# (`TensorCache.load` and `ArrayBatches`).
+
+# %%
+index = lss.data.build_index(root, CONDITION, LEVEL)
+cache = lss.data.TensorCache(root, config.preprocess, cache_dir=CACHE_DIR)
+print(DATA_LABEL, "|", cache.prepare(index, workers=WORKERS))
+paths, batch = cache.paths(index), config.train.batch_size
+in_memory = lss.accelerate.ArrayBatches(cache.load(index), batch_size=batch)
+print(f"in memory: {in_memory.volumes.nbytes / 2**20:.0f} MiB for {len(index)} studies")
+
+# %% [markdown]
+# Each rate is the best of two passes over all batches:
+
+# %%
+rates = pd.Series({
+    "cache, read in the loop": lss.accelerate.batches_per_second(
+        lss.train.WindowDataset(paths, batch_size=batch), repeats=2),
+    "cache, 4 threads ahead": lss.accelerate.batches_per_second(
+        lss.train.WindowDataset(paths, batch_size=batch, workers=4), repeats=2),
+    "in memory": lss.accelerate.batches_per_second(in_memory, repeats=2),
+}, name=f"batches of {batch} per second ({accelerator['label']}; {DATA_LABEL})")
+rates.round(1)
+
+# %% [markdown]
+# Memory is fastest, but it holds every window: 512 KiB per study, so about 1 GiB for
+# the real 1,972 studies, and more again for more slices or larger images. The cache
+# costs one file read per study, and threads hide part of that. What matters is whether
+# the loader outpaces the model: we compare with the model's own rate once it has
+# trained, below.
+#
+# ## The full training run
+#
+# `train_on_accelerator` is `lss.train.train` set up for this machine: the paper's
+# settings, `epochs` as above, the seed, the precision policy and the loader settings.
+# Chapter 5 repeats this exact call when it is opened without this run folder.
+# `overwrite=True` replaces a previous run of this chapter.
+
+# %%
+result = lss.accelerate.train_on_accelerator(
+    root, RUN_DIR, epochs=EPOCHS, cpu_epochs=CPU_EPOCHS, seed=SEED, config=config,
+    cache_dir=CACHE_DIR, mixed_precision=MIXED_PRECISION, overwrite=True)
+
+# %% [markdown]
+# The run folder records what was run, on which data, with which precision and loader:
+
+# %%
+manifest = lss.runinfo.read_manifest(RUN_DIR)
+{k: manifest[k] for k in ("status", "precision", "loader", "epochs_run", "train_seconds",
+                          "n_train", "n_val", "class_counts")} | {"data": DATA_LABEL}
+
+# %% [markdown]
+# The references for this split: always answering the training split's most frequent
+# grade (accuracy), and always predicting the training split's class shares (log loss).
+# A model that learned nothing from the images scores about these.
+
+# %%
+y_train = result.split.loc[result.split.split == "train", "label"]
+y_val = result.split.loc[result.split.split == "val", "label"]
+majority = lss.metrics.majority_baseline(y_train, y_val)["accuracy"]
+prior = lss.metrics.prior_baseline(y_train, y_val)["log_loss"]
+print(f"{DATA_LABEL}: always Normal/Mild {majority:.3f}; class-share log loss {prior:.4f}")
+
+# %% [markdown]
+# The curves, saved in the run folder beside the model:
+
+# %%
+axes = lss.plots.plot_history(result.history, baseline_accuracy=majority,
+                              data_label=DATA_LABEL)
+axes[0].set_ylim(0, 1)
+axes[1].axhline(prior, color="grey", linestyle=":", label="class shares only")
+axes[1].legend()
+_ = axes[0].figure.savefig(RUN_DIR / "training_curves.png", dpi=120, bbox_inches="tight")
+
+# %% [markdown]
+# Read the loss panel against the dotted line: a validation loss that settles on it has
+# learned the class frequencies and little else; a validation loss below it has found
+# something in the images. The accuracy panel says the same through the dashed line.
+# The model kept in `best.keras` is that of the lowest validation loss.
+#
+# ## Beside the paper
+#
+# The paper reports four losses, the first and last epoch's, and a final validation
+# accuracy of 51.09 %, on the real RSNA 2024 scans. On those labels, two references
+# are computed the same way as ours: always answering Normal/Mild scores 44.9 %
+# (887 of 1,972 studies), and always predicting the class shares (45 / 32 / 23 %) has a
+# log loss of 1.063. Each column below names its data:
+
+# %%
+pd.set_option("display.max_colwidth", 60)
+lss.interpret.paper_comparison(result.history, majority_accuracy=majority,
+                               data_label=DATA_LABEL, prior_log_loss=prior)
+
+# %% [markdown]
+# And as curves, the paper's reported points as open markers at epochs 1 and 20:
+
+# %%
+axes = lss.interpret.plot_paper_comparison(result.history, majority_accuracy=majority,
+                                           data_label=DATA_LABEL, prior_log_loss=prior)
+_ = axes[0].figure.savefig(RUN_DIR / "paper_comparison.png", dpi=120, bbox_inches="tight")
+
+# %% [markdown]
+# Compare each curve with the references *of its own data*, never across columns. The
+# paper's validation loss ends 0.03 below its class-share line (1.036 against 1.063) and
+# its accuracy 6 points above always answering Normal/Mild (51.1 % against 44.9 %): a
+# small margin over a model that ignores the images. This run's numbers come from the
+# synthetic phantom; they show that the code runs and how to read such curves, not how
+# the model would do on real scans.
+#
+# :::{note}
+# **Reproducing on the real data.** With the competition data downloaded (Kaggle
+# account, about 35 GB), run every chapter on it, 20 epochs:
+#
+# ```bash
+# make book DATA=/path/to/rsna-2024-lumbar-spine-degenerative-classification EPOCHS=20
+# ```
+#
+# Every number and figure is then labelled with that data root instead of the phantom.
+# :::
+#
+# ## What it costs
+#
+# Every epoch's wall time is in the history (`epoch_seconds`, validation included).
+# The first epoch also traces and compiles the model, so it is reported apart.
+
+# %%
+seconds = result.history["epoch_seconds"]
+per_epoch = float(seconds.iloc[1:].median()) if len(seconds) > 1 else float(seconds.iloc[0])
+print(f"{accelerator['label']}, {DATA_LABEL}:\n  first epoch {seconds.iloc[0]:.1f} s, then "
+      f"{per_epoch:.1f} s per epoch; {len(seconds)} epochs took {seconds.sum():.0f} s\n"
+      f"  the paper's 20 epochs: about {(seconds.iloc[0] + 19 * per_epoch) / 60:.1f} min")
+
+# %% [markdown]
+# Is the loader the bottleneck? An epoch reads the training and the validation batches
+# once; the model's rate is the number of batches over the epoch's time. Compare it with
+# the loader's rates above:
+
+# %%
+n_batches = -(-len(y_train) // batch) + -(-len(y_val) // batch)
+print(f"{accelerator['label']}: the model takes {n_batches / per_epoch:.1f} batches/s; "
+      f"the cache read in the loop gives {rates.iloc[0]:.0f}, with 4 threads "
+      f"{rates.iloc[1]:.0f} ({DATA_LABEL})")
+
+# %% [markdown]
+# On a CPU the model is the bottleneck by far, and threads would only take cores from
+# it, which is why `loader_settings` reads in the loop there. On a GPU the model can
+# take hundreds of batches per second and the order reverses: the loader must read
+# ahead in threads, or the GPU waits for the disk.
+#
+# The real data has 1,972 labelled studies instead of the phantom's 200, so an epoch
+# there takes about ten times longer on the same machine. Scaled from the timing above
+# (an estimate, not a measurement):
+
+# %%
+scale = 1972 / len(index)
+print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,972 real "
+      f"studies, {20 * scale * per_epoch / 60:.0f} min for 20 epochs (estimated from "
+      f"{DATA_LABEL})")
+
+# %% [markdown]
+# :::{note}
+# **Repeatability.** The seed fixes the split, the initial weights, the augmentation and
+# the order of the batches, and on a CPU a rerun gives the same numbers to the last
+# digit (`lss` switches on TensorFlow's deterministic kernels). On a GPU, some kernels
+# add in an order that varies from run to run, so the last digits of the losses can
+# differ, and with them, occasionally, the epoch kept.
+# :::
+#
+# ## Summary
+#
+# In this chapter we:
+#
+# - found the accelerator with `lss.accelerate.describe_accelerator` and chose the
+#   number of epochs from it: the paper's 20 on a GPU, a short run on a CPU;
+# - switched on mixed precision where there is a GPU (float16 compute, float32
+#   weights, a float32 softmax, loss scaling);
+# - measured how fast the cache, the cache with threads and memory deliver batches,
+#   and compared that with how fast the model takes them;
+# - trained the full run into `WORK_DIR/cnn_lstm`, with its curves;
+# - put the run beside the paper's reported figures, each against the references of
+#   its own data, and stated the cost per epoch.
+#
+# ## Exercises
+#
+# **Exercise 1.** Beat the dummy. At which epochs, if any, is this run's validation
+# accuracy above always answering Normal/Mild, and its validation loss below the
+# class-share log loss?
+#
+# :::{admonition} Solution
+# :class: dropdown
+#
+# ```python
+# h = result.history
+# print(DATA_LABEL)
+# print("accuracy above the dummy at epochs", (h.epoch[h.val_accuracy > majority] + 1).tolist())
+# print("loss below the class shares at epochs", (h.epoch[h.val_loss < prior] + 1).tolist())
+# ```
+#
+# Empty lists mean the model has not beaten the dummy on this data. One validation
+# study is worth `100 / len(y_val)` points of accuracy (2.5 on the phantom's 40), so a
+# lead of one or two studies is within chance; chapter 5 looks at the predictions.
+# :::
+#
+# **Exercise 2.** Time the loader with 1, 2, 4 and 8 threads, and with batches of 8
+# and 32. Where does adding threads stop helping on this machine?
+#
+# :::{admonition} Solution
+# :class: dropdown
+#
+# ```python
+# for size in (8, 32):
+#     for workers in (1, 2, 4, 8):
+#         ds = lss.train.WindowDataset(paths, batch_size=size, workers=workers)
+#         rate = lss.accelerate.batches_per_second(ds, repeats=2)
+#         print(f"batch {size}, {workers} threads: {rate * size:.0f} studies/s")
+# ```
+#
+# Compare in studies per second, since the batch size changes. Threads help until the
+# disk or the CPU cores are busy; on a 2-core machine that is 2 to 4 threads.
+# :::
+#
+# **Exercise 3.** On a GPU, train once more with `mixed_precision=False` into another
+# folder and compare the time per epoch with the mixed-precision run.
+#
+# :::{admonition} Solution
+# :class: dropdown
+#
+# ```python
+# fp32 = lss.accelerate.train_on_accelerator(
+#     root, Path(WORK_DIR) / "cnn_lstm_fp32", epochs=EPOCHS, cpu_epochs=CPU_EPOCHS,
+#     seed=SEED, config=config, cache_dir=CACHE_DIR, mixed_precision=False,
+#     overwrite=True)
+# for name, h in (("mixed", result.history), ("float32", fp32.history)):
+#     print(name, h.epoch_seconds.iloc[1:].median().round(2), "s per epoch")
+# ```
+#
+# This model is small and its batches are small (8 studies), so on a GPU part of the
+# step is overhead that precision does not change; the gain grows with the batch size.
+# On a CPU, `mixed_precision=False` is what already ran.
+# :::
+#
+# ## What's next?
+#
+# {doc}`05_error_analysis` loads this run, scores it beside the reference points, and
+# looks at the studies it gets most wrong and where in the slices it looked.
+#
+# ## Resources and references
+#
+# - Keras, mixed precision: <https://keras.io/api/mixed_precision/>
+# - P. Micikevicius et al., "Mixed precision training", ICLR 2018:
+#   <https://arxiv.org/abs/1710.03740>
+# - Keras, `PyDataset`: <https://keras.io/api/utils/python_utils/#pydataset-class>
+# - Google Colab, using a GPU or TPU runtime: <https://colab.research.google.com/>
+# - The code of this chapter: `help(lss.accelerate)`, `help(lss.train.train)`.
