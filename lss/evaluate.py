@@ -79,7 +79,10 @@ def evaluate_run(
     -------
     dict
         :func:`lss.metrics.evaluate`'s report plus ``data`` (the data source, so every
-        number says whether it came from the phantom or real scans).
+        number says whether it came from the phantom or real scans). For a run that
+        crops a region of interest (``crop_mm`` set), the crops are centred where the
+        run's localiser (:data:`lss.localiser.LOCALISER_FILE`) points, never at the
+        validation studies' coordinates; ``centres`` says which was used.
     """
     from lss.metrics import evaluate
     from lss.train import load_split
@@ -101,12 +104,20 @@ def evaluate_run(
     val = merged[merged["split"] == "val"].reset_index(drop=True)
     y_train = merged.loc[merged["split"] == "train", "label"].to_numpy()
 
+    centres, centred_by = None, None
+    if config.preprocess.crop_mm is not None:
+        from lss.localiser import run_centres
+
+        centres, centred_by = run_centres(run_dir, root, val, cache_dir=cache_dir,
+                                          workers=workers)
     cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
-    cache.prepare(val, workers=workers)
-    proba = predict_proba(model, cache.paths(val), batch_size=config.train.batch_size)
+    cache.prepare(val, centres=centres, workers=workers)
+    proba = predict_proba(model, cache.paths(val, centres), batch_size=config.train.batch_size)
     report = evaluate(val["label"].to_numpy(), proba, y_train=y_train)
     source = data_source(root)
     report["data"] = source
+    if centred_by is not None:
+        report["centres"] = centred_by
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
@@ -216,7 +227,9 @@ def predict(
 
     Without a coordinate row, the window is centred on the middle slice of the study's
     longest Axial T2 series (:func:`choose_series`): a documented limitation of the
-    paper's whole-slice model, which does not localise the level.
+    paper's whole-slice model, which does not localise the level. A run that crops a
+    region of interest (``crop_mm`` set) crops where its stored localiser
+    (:data:`lss.localiser.LOCALISER_FILE`) points on that slice.
 
     Parameters
     ----------
@@ -239,8 +252,18 @@ def predict(
         raise ValueError("Give exactly one of root and study_dir")
     model, config = load_run(run_dir)
     requests = _study_requests(Path(root) if root else None, study_dir, split)
-    volumes = np.stack([level_window(scan_series(folder), None, config.preprocess).volume
-                        for _, folder in requests])
+    headers = [scan_series(folder) for _, folder in requests]
+    centres: list = [None] * len(headers)
+    if config.preprocess.crop_mm is not None:
+        from lss.localiser import LOCALISER_FILE, centres_for_series, run_localiser
+
+        localiser = run_localiser(run_dir)
+        if localiser is None:
+            raise DataError(f"Run {run_dir} crops {config.preprocess.crop_mm} mm around the "
+                            f"recess but has no {LOCALISER_FILE} to find it in new studies")
+        centres = centres_for_series(localiser, headers)
+    volumes = np.stack([level_window(h, None, config.preprocess, centre_xy=c).volume
+                        for h, c in zip(headers, centres, strict=True)])
     proba = predict_proba(model, volumes, batch_size=config.train.batch_size)
     proba = proba / proba.sum(axis=1, keepdims=True)
     return pd.DataFrame({

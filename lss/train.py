@@ -312,6 +312,23 @@ def _early_stopping(patience: int, past: pd.DataFrame, start_epoch: int):
     return _Resumable(monitor="val_loss", patience=patience)
 
 
+def _with_val_centres(index: pd.DataFrame, split: pd.DataFrame,
+                      val_centres: np.ndarray | None) -> np.ndarray | None:
+    """index's (x, y) with the validation rows' replaced by ``val_centres`` (or None)."""
+    if val_centres is None:
+        return None
+    is_val = (split["split"] == "val").to_numpy()
+    val_centres = np.asarray(val_centres, dtype=float)
+    if val_centres.shape != (int(is_val.sum()), 2):
+        raise ValueError(f"val_centres must have shape ({int(is_val.sum())}, 2), one (x, y) "
+                         f"per validation row, got {val_centres.shape}")
+    centres = np.full((len(index), 2), np.nan)
+    if {"x", "y"} <= set(index.columns):
+        centres[:] = index[["x", "y"]].to_numpy(dtype=float)
+    centres[is_val] = val_centres
+    return centres
+
+
 def load_split(run_dir: str | Path) -> pd.DataFrame:
     """The ``splits.csv`` of a run."""
     path = Path(run_dir) / "splits.csv"
@@ -332,6 +349,7 @@ def train(
     overwrite: bool = False,
     verbose: int = 2,
     callbacks: Sequence[object] = (),
+    val_centres: np.ndarray | None = None,
     mixed_precision: bool | None = False,
     loader: Mapping[str, Any] | None = None,
 ) -> TrainResult:
@@ -364,6 +382,11 @@ def train(
         Delete an existing run folder first (the chapters rerun from scratch).
     callbacks : sequence
         Extra Keras callbacks.
+    val_centres : (n_val, 2) array, optional
+        Crop centres (x, y in source pixels) for the validation rows, in the order they
+        have in ``index`` (for a ``crop_mm`` run: a localiser's predictions, so that
+        neither the reported validation scores nor the choice of the best epoch use
+        the validation studies' coordinates). Training rows keep ``index``'s x, y.
     mixed_precision : bool or None
         The model's dtype policy (see :func:`lss.accelerate.precision_policy`):
         ``False`` (default) float32; ``None`` mixed precision where the device has it
@@ -417,8 +440,9 @@ def train(
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
-    stats = cache.prepare(index, workers=workers)
-    paths = np.asarray(cache.paths(index), dtype=object)
+    centres = _with_val_centres(index, split, val_centres)
+    stats = cache.prepare(index, centres=centres, workers=workers)
+    paths = np.asarray(cache.paths(index, centres), dtype=object)
     is_train = (split["split"] == "train").to_numpy()
     y = index["label"].to_numpy()
     weights = class_weights(y[is_train], tc.class_weight)
