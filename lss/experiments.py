@@ -67,12 +67,14 @@ __all__ = [
     "run_experiment",
     "shared_split",
     "prepare_localiser",
+    "cli_command",
     "paired_bootstrap",
     "linear_probe",
     "best_row",
     "load_predictions",
     "load_table",
     "format_table",
+    "summarise",
     "plot_experiment_table",
     "plot_localiser_examples",
     "main",
@@ -335,6 +337,7 @@ def prepare_localiser(
 def _row(experiment: Experiment, report: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     m = report["model"]
     manifest = read_manifest(run_dir)
+    predicted = np.asarray(m["confusion_matrix"]).sum(axis=0)
     return {
         "experiment": experiment.name,
         "description": experiment.description,
@@ -345,6 +348,7 @@ def _row(experiment: Experiment, report: Mapping[str, Any], run_dir: Path) -> di
         "rsna_log_loss": m["rsna_log_loss"],
         "log_loss": m["log_loss"],
         "n_val": report["n_val"],
+        "grades_predicted": int(np.count_nonzero(predicted)),
         "epochs_run": manifest.get("epochs_run"),
         "train_seconds": manifest.get("train_seconds"),
         "centres": report.get("centres", "whole slice"),
@@ -354,8 +358,8 @@ def _row(experiment: Experiment, report: Mapping[str, Any], run_dir: Path) -> di
 
 
 def _train_row(root, experiment: Experiment, out_dir: Path, index, split, *, cache_dir,
-               workers, localiser, overwrite, verbose, retrain_localiser=False
-               ) -> dict[str, Any]:
+               workers, localiser, overwrite, verbose, retrain_localiser=False,
+               train_options=None) -> dict[str, Any]:
     from lss.evaluate import evaluate_run
     from lss.train import train
 
@@ -366,7 +370,8 @@ def _train_row(root, experiment: Experiment, out_dir: Path, index, split, *, cac
                                                      config=localiser, cache_dir=cache_dir,
                                                      workers=workers, retrain=retrain_localiser)
     train(root, experiment.config, run_dir, cache_dir=cache_dir, index=index, workers=workers,
-          overwrite=overwrite, verbose=verbose, val_centres=val_centres)
+          overwrite=overwrite, verbose=verbose, val_centres=val_centres,
+          **dict(train_options or {}))
     if loc_path is not None:
         install_localiser(loc_path, run_dir)
     report = evaluate_run(run_dir, root, cache_dir=cache_dir, workers=workers, figures=False)
@@ -375,9 +380,34 @@ def _train_row(root, experiment: Experiment, out_dir: Path, index, split, *, cac
     write_manifest(run_dir, {"experiment": {
         "name": experiment.name, "description": experiment.description,
         "changes": experiment.changes, "centres": report.get("centres", "whole slice"),
-        "rerun": f"python -m lss.experiments --data {root} --out {out_dir} "
-                 f"--row {experiment.name} --epochs {experiment.config.train.epochs}"}})
+        "localiser": localiser.to_dict() if experiment.roi and localiser else None,
+        "rerun": cli_command(root, out_dir, experiment.name, experiment.config,
+                             localiser=localiser if experiment.roi else None)}})
     return _row(experiment, report, run_dir)
+
+
+def cli_command(data: str | Path, out_dir: str | Path, row: str, config: Config, *,
+                localiser: LocaliserConfig | None = None) -> str:
+    """The shell command that runs one default row with ``config``'s settings.
+
+    The options are those that shape that row (epochs and seed always; the class
+    weights, the crop and the localiser where the row uses them).
+
+    Examples
+    --------
+    >>> cli_command("/data/rsna", "runs/exp", "no_flip", Config().replace(epochs=20, seed=0))
+    'python -m lss.experiments --data /data/rsna --out runs/exp --row no_flip --epochs 20 --seed 0'
+    """
+    tr, pre = config.train, config.preprocess
+    parts = ["python -m lss.experiments", f"--data {data}", f"--out {out_dir}", f"--row {row}",
+             f"--epochs {tr.epochs}", f"--seed {tr.seed}"]
+    if tr.class_weight:
+        parts.append(f"--class-weight {tr.class_weight}")
+    if pre.crop_mm is not None:
+        parts += [f"--crop-mm {pre.crop_mm:g}", f"--roi-size {pre.image_size}"]
+        loc = localiser or LocaliserConfig()
+        parts += [f"--localiser-size {loc.image_size}", f"--localiser-epochs {loc.epochs}"]
+    return " ".join(parts)
 
 
 def _reference_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -406,6 +436,7 @@ def run_experiments(
     localiser: LocaliserConfig | None = None,
     overwrite: bool = False,
     retrain_localiser: bool = False,
+    train_options: Mapping[str, Any] | None = None,
     verbose: int = 0,
     n_boot: int = 1000,
     progress: Callable[[str], None] | None = print,
@@ -428,6 +459,9 @@ def run_experiments(
     retrain_localiser : bool
         Train the localiser again even where ``out_dir/localiser`` holds one trained with
         the same settings on the same training studies (see :func:`prepare_localiser`).
+    train_options : mapping, optional
+        Further keywords of :func:`lss.train.train` for every row, e.g. ``loader`` (from
+        :func:`lss.accelerate.loader_settings`) on a GPU.
     n_boot : int
         Paired bootstrap resamples of the validation studies for the interval of each
         row's difference from the reference row (0: none).
@@ -460,7 +494,7 @@ def run_experiments(
     index, split = shared_split(root, first)
     say = progress or (lambda _line: None)
     kw = dict(cache_dir=cache_dir, workers=workers, localiser=localiser, overwrite=overwrite,
-              verbose=verbose, retrain_localiser=retrain_localiser)
+              verbose=verbose, retrain_localiser=retrain_localiser, train_options=train_options)
     rows = []
     for e in plain:
         t0 = time.perf_counter()
@@ -532,6 +566,7 @@ def run_experiment(
     workers: int | None = None,
     localiser: LocaliserConfig | None = None,
     overwrite: bool = True,
+    train_options: Mapping[str, Any] | None = None,
     verbose: int = 0,
 ) -> dict[str, Any]:
     """Run one row again, alone, into ``out_dir/<name>`` (same split and seed).
@@ -574,7 +609,8 @@ def run_experiment(
     index, split = shared_split(root, experiment.config)
     out_dir.mkdir(parents=True, exist_ok=True)
     return _train_row(root, experiment, out_dir, index, split, cache_dir=cache_dir,
-                      workers=workers, localiser=localiser, overwrite=overwrite, verbose=verbose)
+                      workers=workers, localiser=localiser, overwrite=overwrite, verbose=verbose,
+                      train_options=train_options)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -765,6 +801,45 @@ def best_row(table: pd.DataFrame, metric: str = PRIMARY_METRIC) -> pd.Series:
     return order.sort_values(["_m", "rsna_log_loss", "_pos"]).iloc[0].drop(["_m", "_pos"])
 
 
+def summarise(table: pd.DataFrame, *, reference: str = "paper",
+              metric: str = PRIMARY_METRIC) -> list[str]:
+    """Sentences read off a measured table (nothing in them is written in advance).
+
+    Which rows still answer one grade for every validation study, which beat the
+    reference row on ``metric`` (and whether the 95 % bootstrap interval of the
+    difference excludes 0), and which beat the training prior on the RSNA log loss.
+    """
+    models = table[(table["kind"] == "model") & table[metric].notna()]
+    refs = table[table["kind"] == "reference"].set_index("experiment")
+    ref = models.set_index("experiment").loc[reference]
+    lower = metric in _LOWER_IS_BETTER
+    name = metric.replace("_", " ")
+
+    def names(rows: pd.DataFrame) -> str:
+        return ", ".join(f"'{n}'" for n in rows["experiment"]) or "none"
+
+    out = []
+    if "grades_predicted" in models:
+        one = models[models["grades_predicted"] <= 1]
+        out.append(f"Rows that answer a single grade for every validation study: {names(one)} "
+                   f"(of {len(models)}).")
+    better = models[(models[metric] < ref[metric]) if lower else (models[metric] > ref[metric])]
+    col = f"delta_{metric}"
+    if len(better) and col in better:
+        sure = better[(better[f"{col}_low"] > 0) | (better[f"{col}_high"] < 0)]
+        out.append(f"Rows with a better {name} than '{reference}' ({ref[metric]:.3f}): "
+                   f"{names(better)}; with a 95 % interval of the difference that excludes 0: "
+                   f"{names(sure)}.")
+    else:
+        out.append(f"Rows with a better {name} than '{reference}' ({ref[metric]:.3f}): none.")
+    if "prior" in refs.index:
+        prior = refs.loc["prior", "rsna_log_loss"]
+        below = models[models["rsna_log_loss"] < prior]
+        out.append(f"Rows whose RSNA weighted log loss beats the training prior's "
+                   f"({prior:.3f}): {names(below)}.")
+    return out
+
+
 def format_table(table: pd.DataFrame, *, data_label: str) -> str:
     """The table as text, headed by the data it was measured on (required)."""
     if not isinstance(data_label, str) or not data_label.strip():
@@ -875,6 +950,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "default: every row, then the table")
     p.add_argument("--epochs", type=int, default=FULL_EPOCHS,
                    help="epochs of every row (default %(default)s, the paper's)")
+    p.add_argument("--seed", type=int, default=Config().train.seed,
+                   help="seed of the split, the weights and the augmentation (%(default)s)")
+    p.add_argument("--class-weight", default="balanced", choices=["balanced", "rsna"],
+                   help="the class_weights row's scheme (%(default)s)")
+    p.add_argument("--crop-mm", type=float, default=40.0, help="the roi row's crop (%(default)s)")
+    p.add_argument("--roi-size", type=int, default=64,
+                   help="the roi row's crops are resized to this (%(default)s)")
     p.add_argument("--localiser-epochs", type=int, default=LocaliserConfig().epochs)
     p.add_argument("--localiser-size", type=int, default=LocaliserConfig().image_size)
     p.add_argument("--cache", default=None, help="preprocessing cache folder")
@@ -884,15 +966,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lss.runinfo import data_label
 
     label = data_label(args.data)
+    rows = default_experiments(Config().replace(seed=args.seed), epochs=args.epochs,
+                               class_weight=args.class_weight, crop_mm=args.crop_mm,
+                               roi_image_size=args.roi_size)
     if args.row:
         for name in args.row:
-            row = run_experiment(args.data, name, args.out, epochs=args.epochs,
+            row = run_experiment(args.data, name, args.out, experiments=rows,
                                  cache_dir=args.cache, workers=args.workers, localiser=loc)
             print(f"{label}: " + _line(row, row["train_seconds"] or 0) + f" -> {row['run_dir']}")
         return 0
-    table = run_experiments(args.data, default_experiments(epochs=args.epochs), args.out,
-                            cache_dir=args.cache, workers=args.workers, localiser=loc,
-                            overwrite=True)
+    table = run_experiments(args.data, rows, args.out, cache_dir=args.cache,
+                            workers=args.workers, localiser=loc, overwrite=True)
     print(format_table(table, data_label=label))
     print(f"Wrote {Path(args.out) / 'experiments.csv'}")
     return 0

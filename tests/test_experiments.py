@@ -26,6 +26,7 @@ from lss.experiments import (
     paired_bootstrap,
     run_experiment,
     run_experiments,
+    summarise,
 )
 from lss.localiser import LOCALISER_FILE, LocaliserConfig, centres_for_series, run_localiser
 from lss.metrics import classification_report, rsna_log_loss
@@ -85,6 +86,12 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
     assert paper.delta_balanced_accuracy == 0 and paper.delta_balanced_accuracy_high == 0
     text = format_table(table, data_label="tiny test data")
     assert text.startswith("Data: tiny test data (validation n = ")
+    said = summarise(table)
+    assert said[0].startswith("Rows that answer a single grade") and len(said) == 3
+    # the manifest's command reruns the row with the options that shape it
+    roi_cmd = json.loads((out / "roi" / "manifest.json").read_text())["experiment"]["rerun"]
+    assert "--row roi --epochs 3 --seed 42 --crop-mm 8 --roi-size 8" in roi_cmd
+    assert "--localiser-size 16 --localiser-epochs 3" in roi_cmd
 
 
 def test_rerunning_one_row_reproduces_its_metrics(ran, data, tmp_path):
@@ -252,9 +259,11 @@ def test_command_line_runs_the_named_row(monkeypatch, tmp_path, capsys, data):
 
     monkeypatch.setattr("lss.experiments.run_experiment", fake)
     assert main(["--data", str(data), "--out", str(tmp_path), "--row", "no_flip",
-                 "--epochs", "2", "--localiser-epochs", "5"]) == 0
-    assert seen["name"] == "no_flip" and seen["epochs"] == 2
-    assert seen["localiser"].epochs == 5
+                 "--epochs", "2", "--localiser-epochs", "5", "--class-weight", "rsna"]) == 0
+    assert seen["name"] == "no_flip" and seen["localiser"].epochs == 5
+    rows = {e.name: e for e in seen["experiments"]}
+    assert rows["no_flip"].config.train.epochs == 2
+    assert rows["class_weights"].config.train.class_weight == "rsna"
     assert "RSNA 2024 data at" in capsys.readouterr().out
 
 
