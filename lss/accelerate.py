@@ -266,7 +266,7 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int):
         sel = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        x = self.volumes[sel][..., None]
+        x = self.volumes[sel, ..., None].copy()  # a batch of its own, as a loader delivers
         if self.labels is None:
             return (x,)
         return x, np.eye(len(SEVERITIES), dtype=np.float32)[self.labels[sel]]

@@ -317,7 +317,9 @@ def build_cnn_lstm(
     if augmentation is not None:
         x = augmentation(x)
     x = layers.TimeDistributed(slice_cnn, name="slice_features")(x)
-    x = layers.LSTM(lstm_units, name="lstm")(x)
+    # float32 under mixed precision: JAX's cuDNN LSTM kernel has no float16 (jaxlib
+    # gpu_rnn: "Unknown output type float16"), and the recurrence is a tiny share of the work
+    x = layers.LSTM(lstm_units, dtype="float32", name="lstm")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     # float32 under mixed precision too: probabilities and the loss at full precision

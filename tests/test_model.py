@@ -291,7 +291,11 @@ def test_softmax_stays_float32_under_mixed_precision(volumes):
         model = compile_model(build_cnn_lstm(Z, S, filters=(4,), lstm_units=4, dense_units=4))
     finally:
         keras.mixed_precision.set_global_policy(before)
-    assert model.get_layer("lstm").compute_dtype == "bfloat16"
+    assert model.get_layer("slice_features").layer.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("dense").compute_dtype == "bfloat16"
+    # float32: the softmax (full-precision probabilities) and the LSTM (no float16 cuDNN
+    # RNN kernel under JAX)
+    assert model.get_layer("lstm").compute_dtype == "float32"
     assert model.get_layer("severity").compute_dtype == "float32"
     proba = model(volumes, training=False)
     assert keras.backend.standardize_dtype(proba.dtype) == "float32"
