@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lss.config import SEVERITIES, Config
+from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
 from lss.localiser import (
     LocaliserConfig,
     install_localiser,
@@ -68,8 +68,10 @@ __all__ = [
     "shared_split",
     "prepare_localiser",
     "cli_command",
+    "cli_commands",
     "paired_bootstrap",
     "linear_probe",
+    "weighted_prior",
     "best_row",
     "load_predictions",
     "load_table",
@@ -410,8 +412,68 @@ def cli_command(data: str | Path, out_dir: str | Path, row: str, config: Config,
     return " ".join(parts)
 
 
-def _reference_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+def cli_commands(data: str | Path, out_dir: str | Path,
+                 experiments: Sequence[Experiment | Combination], *,
+                 localiser: LocaliserConfig | None = None) -> list[str]:
+    """One :func:`cli_command` per row, in order; the combination's carries every row's
+    options, since it is decided from all of them.
+
+    Examples
+    --------
+    >>> for c in cli_commands("/rsna", "out", default_experiments(Config().replace(seed=0))):
+    ...     print(c.split("--row ")[1])
+    paper --epochs 20 --seed 0
+    no_flip --epochs 20 --seed 0
+    class_weights --epochs 20 --seed 0 --class-weight balanced
+    roi --epochs 20 --seed 0 --crop-mm 40 --roi-size 64 --localiser-size 96 --localiser-epochs 40
+    combined --epochs 20 --seed 0 --class-weight balanced --crop-mm 40 --roi-size 64 \
+--localiser-size 96 --localiser-epochs 40
+    """
+    plain = [e for e in experiments if isinstance(e, Experiment)]
+    out = []
+    for e in experiments:
+        if isinstance(e, Experiment):
+            out.append(cli_command(data, out_dir, e.name, e.config,
+                                   localiser=localiser if e.roi else None))
+            continue
+        union: dict[str, Any] = {}
+        for p in plain:
+            union.update(p.changes)
+        union.pop("horizontal_flip", None)  # not an option: no_flip is its own row
+        config = plain[0].config.replace(**union)
+        out.append(cli_command(data, out_dir, e.name, config, localiser=localiser))
+    return out
+
+
+def weighted_prior(y_train: Sequence[int] | np.ndarray,
+                   weights: Sequence[float] = RSNA_SAMPLE_WEIGHTS) -> np.ndarray:
+    """The constant probabilities with the lowest *weighted* log loss on ``y_train``.
+
+    Minimising ``sum_i w[y_i] * -log p[y_i]`` over one probability vector ``p`` gives
+    ``p_c = w_c n_c / sum_k w_k n_k``: the class counts weighted as the metric weights
+    them. Under the RSNA weights 1/2/4 this constant leans toward Severe, and beats the
+    plain training prior on the RSNA log loss without looking at a single image, so a
+    model must beat *it* before its RSNA log loss says anything about the images.
+
+    Examples
+    --------
+    >>> weighted_prior([0, 0, 0, 0, 1, 1, 2]).round(3).tolist()  # counts 4, 2, 1 -> 4, 4, 4
+    [0.333, 0.333, 0.333]
+    """
+    counts = np.bincount(np.asarray(y_train, dtype=int), minlength=len(weights)).astype(float)
+    mass = counts * np.asarray(weights, dtype=float)
+    if mass.sum() <= 0:
+        raise ValueError("y_train is empty")
+    return mass / mass.sum()
+
+
+def _reference_rows(report: Mapping[str, Any], y_train: np.ndarray, y_val: np.ndarray
+                    ) -> list[dict[str, Any]]:
+    from lss.metrics import rsna_log_loss
+
     maj, prior = report["majority"], report["prior"]
+    wp = weighted_prior(y_train)
+    constant = np.tile(wp, (len(y_val), 1))
     return [
         {"experiment": "majority", "kind": "reference",
          "description": f"always '{maj['class']}' (training split's most frequent grade)",
@@ -422,6 +484,13 @@ def _reference_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
          "description": "training class frequencies for every study",
          "accuracy": np.nan, "balanced_accuracy": np.nan, "macro_f1": np.nan,
          "rsna_log_loss": prior["rsna_log_loss"], "log_loss": prior["log_loss"],
+         "n_val": report["n_val"]},
+        {"experiment": "weighted_prior", "kind": "reference",
+         "description": "training class frequencies weighted 1/2/4 (the best constant for "
+                        "the RSNA log loss) for every study",
+         "accuracy": np.nan, "balanced_accuracy": np.nan, "macro_f1": np.nan,
+         "rsna_log_loss": rsna_log_loss(y_val, constant),
+         "log_loss": rsna_log_loss(y_val, constant, weights=(1.0,) * len(wp)),
          "n_val": report["n_val"]},
     ]
 
@@ -522,7 +591,9 @@ def run_experiments(
         say(_line(rows[-1], time.perf_counter() - t0))
     reference = rows[0]["run_dir"]
     report = json.loads((Path(reference) / "metrics.json").read_text())
-    table = pd.DataFrame(rows + _reference_rows(report))
+    is_train = (split["split"] == "train").to_numpy()
+    y = index["label"].to_numpy(int)
+    table = pd.DataFrame(rows + _reference_rows(report, y[is_train], y[~is_train]))
     table = _add_differences(table, plain[0].name, n_boot=n_boot, seed=first.train.seed)
     source = data_source(root)
     table.attrs["data"] = source
@@ -837,6 +908,11 @@ def summarise(table: pd.DataFrame, *, reference: str = "paper",
         below = models[models["rsna_log_loss"] < prior]
         out.append(f"Rows whose RSNA weighted log loss beats the training prior's "
                    f"({prior:.3f}): {names(below)}.")
+    if "weighted_prior" in refs.index:
+        best_constant = refs.loc["weighted_prior", "rsna_log_loss"]
+        below = models[models["rsna_log_loss"] < best_constant]
+        out.append(f"Rows whose RSNA weighted log loss beats the best constant answer, the "
+                   f"weighted prior ({best_constant:.3f}): {names(below)}.")
     return out
 
 
@@ -882,9 +958,11 @@ def plot_experiment_table(table: pd.DataFrame, *, data_label: str,
     axes = np.atleast_1d(axes)
     for ax, metric in zip(axes, metrics, strict=True):
         ax.barh(models["experiment"], models[metric], color="tab:blue")
-        for name, style in (("majority", "--"), ("prior", ":")):
+        for name, style in (("majority", "--"), ("prior", ":"), ("weighted_prior", "-.")):
             if name in refs.index and pd.notna(refs.loc[name, metric]):
                 ax.axvline(refs.loc[name, metric], color="k", linestyle=style, label=name)
+        if metric not in _LOWER_IS_BETTER:
+            ax.set_xlim(0, 1)
         ax.set_title(metric.replace("_", " ") + (" (lower is better)"
                                                  if metric in _LOWER_IS_BETTER else ""),
                      fontsize=9)
@@ -951,7 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=FULL_EPOCHS,
                    help="epochs of every row (default %(default)s, the paper's)")
     p.add_argument("--seed", type=int, default=Config().train.seed,
-                   help="seed of the split, the weights and the augmentation (%(default)s)")
+                   help="seed of the split, the weights, the augmentation and the localiser "
+                   "(%(default)s)")
     p.add_argument("--class-weight", default="balanced", choices=["balanced", "rsna"],
                    help="the class_weights row's scheme (%(default)s)")
     p.add_argument("--crop-mm", type=float, default=40.0, help="the roi row's crop (%(default)s)")
@@ -962,7 +1041,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache", default=None, help="preprocessing cache folder")
     p.add_argument("--workers", type=int, default=None)
     args = p.parse_args(argv)
-    loc = LocaliserConfig(image_size=args.localiser_size, epochs=args.localiser_epochs)
+    loc = LocaliserConfig(image_size=args.localiser_size, epochs=args.localiser_epochs,
+                          seed=args.seed)
     from lss.runinfo import data_label
 
     label = data_label(args.data)

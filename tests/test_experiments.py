@@ -61,7 +61,8 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
     table, out = ran
     models = table[table.kind == "model"]
     assert models.experiment.tolist() == ["paper", "no_flip", "roi", "combined"]
-    assert table[table.kind == "reference"].experiment.tolist() == ["majority", "prior"]
+    assert table[table.kind == "reference"].experiment.tolist() == ["majority", "prior",
+                                                                   "weighted_prior"]
     splits = []
     for name in ("paper", "no_flip", "roi"):
         run = out / name
@@ -87,7 +88,7 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
     text = format_table(table, data_label="tiny test data")
     assert text.startswith("Data: tiny test data (validation n = ")
     said = summarise(table)
-    assert said[0].startswith("Rows that answer a single grade") and len(said) == 3
+    assert said[0].startswith("Rows that answer a single grade") and len(said) == 4
     # the manifest's command reruns the row with the options that shape it
     roi_cmd = json.loads((out / "roi" / "manifest.json").read_text())["experiment"]["rerun"]
     assert "--row roi --epochs 3 --seed 42 --crop-mm 8 --roi-size 8" in roi_cmd
@@ -281,3 +282,18 @@ def test_linear_probe_reads_the_runs_own_inputs(ran):
     again = load_table(out)
     assert again.attrs["data"]["kind"] == "rsna"
     assert again.experiment.tolist() == table.experiment.tolist()
+
+
+def test_weighted_prior_is_the_best_constant_for_the_rsna_log_loss():
+    from lss.experiments import weighted_prior
+
+    y = np.array([0] * 9 + [1] * 6 + [2] * 3)
+    best = weighted_prior(y)
+    np.testing.assert_allclose(best, np.array([9, 12, 12]) / 33)
+    loss = rsna_log_loss(y, np.tile(best, (len(y), 1)))
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        other = np.clip(best + rng.normal(0, 0.05, 3), 1e-3, None)
+        assert rsna_log_loss(y, np.tile(other / other.sum(), (len(y), 1))) >= loss - 1e-12
+    plain = np.bincount(y) / len(y)
+    assert rsna_log_loss(y, np.tile(plain, (len(y), 1))) > loss
