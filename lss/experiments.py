@@ -28,6 +28,7 @@ the paper's row, decided from the measured table by :func:`combine`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -565,30 +566,12 @@ def run_experiments(
     kw = dict(cache_dir=cache_dir, workers=workers, localiser=localiser, overwrite=overwrite,
               verbose=verbose, retrain_localiser=retrain_localiser, train_options=train_options)
     rows = []
-    for e in plain:
-        t0 = time.perf_counter()
-        rows.append(_train_row(root, e, out_dir, index, split, **kw))
-        say(_line(rows[-1], time.perf_counter() - t0))
-    for c in combos:
-        table = pd.DataFrame(rows)
-        merged = combine(c, table, plain)
-        if merged is None:
-            rows.append({"experiment": c.name, "kind": "model", "centres": "-",
-                         "description": f"nothing to combine: no row improved {c.metric} "
-                                        f"over '{c.reference}'"})
-            say(f"[{c.name}] nothing to combine: no row improved {c.metric} over {c.reference}")
-            continue
-        same = [e for e in plain if e.config == merged.config]
-        if same:
-            row = dict(next(r for r in rows if r["experiment"] == same[0].name))
-            row.update(experiment=c.name, description=f"{merged.description} (the same "
-                       f"config as '{same[0].name}': its run, not trained again)")
-            rows.append(row)
-            say(f"[{c.name}] = {same[0].name} (only that row helped)")
-            continue
-        t0 = time.perf_counter()
-        rows.append(_train_row(root, merged, out_dir, index, split, **kw))
-        say(_line(rows[-1], time.perf_counter() - t0))
+    with _quiet_retracing():
+        for e in plain:
+            t0 = time.perf_counter()
+            rows.append(_train_row(root, e, out_dir, index, split, **kw))
+            say(_line(rows[-1], time.perf_counter() - t0))
+        rows += _combined_rows(combos, rows, plain, root, out_dir, index, split, say, kw)
     reference = rows[0]["run_dir"]
     report = json.loads((Path(reference) / "metrics.json").read_text())
     is_train = (split["split"] == "train").to_numpy()
@@ -602,6 +585,48 @@ def run_experiments(
         table.attrs["localiser"] = loc
     _save_table(table, out_dir, experiments, plain[0].name)
     return table
+
+
+def _combined_rows(combos, done, plain, root, out_dir, index, split, say, kw
+                   ) -> list[dict[str, Any]]:
+    """Resolve and run the Combination rows from the rows measured so far (``done``)."""
+    out: list[dict[str, Any]] = []
+    for c in combos:
+        table = pd.DataFrame(done)
+        merged = combine(c, table, plain)
+        if merged is None:
+            out.append({"experiment": c.name, "kind": "model", "centres": "-",
+                        "description": f"nothing to combine: no row improved {c.metric} "
+                                       f"over '{c.reference}'"})
+            say(f"[{c.name}] nothing to combine: no row improved {c.metric} over {c.reference}")
+            continue
+        same = [e for e in plain if e.config == merged.config]
+        if same:
+            row = dict(next(r for r in done if r["experiment"] == same[0].name))
+            row.update(experiment=c.name, description=f"{merged.description} (the same "
+                       f"config as '{same[0].name}': its run, not trained again)")
+            out.append(row)
+            say(f"[{c.name}] = {same[0].name} (only that row helped)")
+            continue
+        t0 = time.perf_counter()
+        out.append(_train_row(root, merged, out_dir, index, split, **kw))
+        say(_line(out[-1], time.perf_counter() - t0))
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_retracing():
+    """Silence TensorFlow's "triggered tf.function retracing" notes while many models
+    predict one after another (expected here, and harmless); other backends: no-op."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _line(row: Mapping[str, Any], seconds: float) -> str:

@@ -297,3 +297,20 @@ def test_weighted_prior_is_the_best_constant_for_the_rsna_log_loss():
         assert rsna_log_loss(y, np.tile(other / other.sum(), (len(y), 1))) >= loss - 1e-12
     plain = np.bincount(y) / len(y)
     assert rsna_log_loss(y, np.tile(plain, (len(y), 1))) > loss
+
+
+def test_a_combination_of_several_rows_is_trained_as_its_own_row(data, tmp_path, monkeypatch):
+    import lss.experiments as ex
+
+    base = Config().replace(**TINY).replace(epochs=1)
+    rows = [Experiment("paper", base), Experiment("no_flip", base.replace(horizontal_flip=False),
+                                                  changes={"horizontal_flip": False})]
+    merged = Experiment("combined", base.replace(horizontal_flip=False, class_weight="rsna"),
+                        "two changes", {"horizontal_flip": False, "class_weight": "rsna"})
+    monkeypatch.setattr(ex, "combine", lambda c, table, plain: merged)
+    table = run_experiments(data, rows + [Combination()], tmp_path, workers=1, n_boot=0,
+                            cache_dir=tmp_path / "cache", progress=None)
+    row = table.set_index("experiment").loc["combined"]
+    assert row.run_dir == str(tmp_path / "combined") and row.epochs_run == 1
+    cfg = Config.from_file(tmp_path / "combined" / "config.json")
+    assert cfg.train.class_weight == "rsna" and not cfg.train.horizontal_flip
