@@ -16,8 +16,6 @@
 # %% [markdown]
 # # The CNN-LSTM: one CNN per slice, an LSTM across slices
 #
-# ---
-#
 # ## Overview
 #
 # The paper grades a study from a short stack of axial slices around the L4/L5 disc.

@@ -16,8 +16,6 @@
 # %% [markdown]
 # # Error analysis: what the model gets wrong, and where it looks
 #
-# ---
-#
 # ## Overview
 #
 # A validation accuracy is one number. This chapter opens it up: it scores the run of
