@@ -24,6 +24,7 @@ __all__ = [
     "SERIES_DESCRIPTIONS",
     "RSNA_SAMPLE_WEIGHTS",
     "PAPER_RESULTS",
+    "REAL_CLASS_COUNTS",
     "REAL_MAJORITY_SHARE",
     "column_name",
     "condition_title",
@@ -49,9 +50,12 @@ PAPER_RESULTS: dict[str, float] = {
     "val_loss_last_epoch": 1.0358,
     "val_accuracy": 0.5109,
 }
-#: Share of Normal/Mild among the real labels of that target (887 of 1,972): the
-#: accuracy of always answering Normal/Mild.
-REAL_MAJORITY_SHARE: float = 887 / 1972
+#: Real label counts of that target (Normal/Mild, Moderate, Severe; 3 studies unlabelled),
+#: measured on the competition's train.csv (tests/test_data.py checks them there).
+REAL_CLASS_COUNTS: tuple[int, int, int] = (887, 624, 461)
+#: Share of Normal/Mild among them (887 of 1,972, 45 %): the accuracy of always
+#: answering Normal/Mild.
+REAL_MAJORITY_SHARE: float = REAL_CLASS_COUNTS[0] / sum(REAL_CLASS_COUNTS)
 
 #: Condition keys (snake case, as in ``train.csv``) -> spelling in the coordinate table.
 CONDITIONS: dict[str, str] = {

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lss.config import SEVERITIES, condition_title
+from lss.config import REAL_CLASS_COUNTS, SEVERITIES, condition_title
 
 __all__ = [
     "describe_prediction",
@@ -47,7 +47,6 @@ __all__ = [
     "plot_montage",
     "plot_saliency",
     "most_wrong",
-    "REAL_CLASS_COUNTS",
     "real_prior_log_loss",
     "paper_comparison",
     "plot_paper_comparison",
@@ -859,16 +858,10 @@ def most_wrong(predictions: pd.DataFrame, n: int = 4) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- the paper beside a run
 
-#: Class counts of left subarticular stenosis at L4/L5 in the public RSNA 2024
-#: ``train.csv`` (Normal/Mild, Moderate, Severe; 1,972 labelled studies). The first is
-#: the numerator of :data:`lss.config.REAL_MAJORITY_SHARE`.
-REAL_CLASS_COUNTS: tuple[int, int, int] = (887, 624, 461)
-
-
 def real_prior_log_loss() -> float:
     """Log loss of always predicting the real labels' class shares (45/32/23 %).
 
-    The entropy of :data:`REAL_CLASS_COUNTS`, about 1.063: the validation loss of a
+    The entropy of :data:`lss.config.REAL_CLASS_COUNTS`, about 1.063: the validation loss of a
     model that learned the class frequencies and nothing from the images, on the real
     data (a validation split's value differs by sampling noise).
 

@@ -97,7 +97,7 @@ def class_weights(labels: Sequence[int], scheme: str | None, n_classes: int = 3
                   ) -> np.ndarray | None:
     """Per-class loss weights: None, ``"balanced"`` (n / (k * count)) or ``"rsna"`` (1/2/4).
 
-    >>> class_weights([0, 0, 0, 1], "balanced").round(3).tolist()
+    >>> [round(float(w), 3) for w in class_weights([0, 0, 0, 1], "balanced")]
     [0.667, 2.0, 0.0]
     """
     if scheme is None:
