@@ -135,25 +135,22 @@ def evaluate_run(
 
 def _save_figures(run_dir: Path, out_dir: Path, report: dict, y: np.ndarray,
                   proba: np.ndarray, label: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # Figures built on matplotlib.figure.Figure, not pyplot: no global backend switch
+    # (which would turn off inline plots in the notebook that called us).
+    from matplotlib.figure import Figure
 
     from lss.plots import plot_confusion_matrix, plot_history
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    plot_confusion_matrix(np.asarray(report["model"]["confusion_matrix"]), ax=ax,
+    fig = Figure(figsize=(4.5, 4))
+    plot_confusion_matrix(np.asarray(report["model"]["confusion_matrix"]), ax=fig.subplots(),
                           title="Validation confusion matrix", data_label=label)
     fig.savefig(out_dir / "confusion_matrix.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
     history = run_dir / "history.csv"
     if history.is_file():
-        axes = plot_history(pd.read_csv(history), data_label=label,
-                            baseline_accuracy=report["majority"]["accuracy"])
-        fig = np.ravel(axes)[0].figure
+        fig = Figure(figsize=(9, 3.5))
+        plot_history(pd.read_csv(history), axes=fig.subplots(1, 2), data_label=label,
+                     baseline_accuracy=report["majority"]["accuracy"])
         fig.savefig(out_dir / "history.png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
 
 
 def choose_series(candidates: list[Path]) -> Path:

@@ -163,6 +163,9 @@ def trained(tiny_data, tmp_path_factory) -> Path:
 
 
 def test_evaluate_run_reports_model_beside_reference_points(trained, tmp_path):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
     report = evaluate_run(trained, out_dir=tmp_path / "eval",
                           cache_dir=trained.parent / "cache")
     assert report["n_val"] == len(pd.read_csv(trained / "splits.csv").query("split == 'val'"))
@@ -173,6 +176,7 @@ def test_evaluate_run_reports_model_beside_reference_points(trained, tmp_path):
     preds = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     np.testing.assert_allclose(preds.filter(like="p_").sum(axis=1), 1.0, rtol=1e-5)
     assert json.loads((trained / "manifest.json").read_text())["status"] == "evaluated"
+    assert matplotlib.get_backend() == backend  # a notebook keeps its inline plots
 
 
 def _make_test_split(root: Path, study_ids: list[int]) -> None:
