@@ -161,8 +161,11 @@ def plot_history(
         for column, name, style in ((key, "training", "-o"), (f"val_{key}", "validation", "-s")):
             if column in frame:
                 ax.plot(epochs, frame[column], style, markersize=3, label=name)
-        if key == "accuracy" and baseline_accuracy is not None:
-            ax.axhline(baseline_accuracy, color="grey", linestyle="--", label="majority baseline")
+        if key == "accuracy":
+            ax.set_ylim(0, 1)  # autoscaling turns 0.494 -> 0.500 into a cliff
+            if baseline_accuracy is not None:
+                ax.axhline(baseline_accuracy, color="grey", linestyle="--",
+                           label="majority baseline")
         if key not in keys:
             ax.text(0.5, 0.5, f"no {key} recorded", ha="center", transform=ax.transAxes)
         ax.set_xlabel("epoch")
