@@ -269,6 +269,13 @@ table.loc[table.kind == "model",
           ["experiment", "epochs_run", "train_seconds", "grades_predicted", "centres"]]
 
 # %% [markdown]
+# Every run folder's manifest records the command that runs that row again, alone, with
+# the same split, seed and settings (on a CPU it reproduces the row's numbers exactly):
+
+# %%
+print(lss.runinfo.read_manifest(OUT_DIR / "roi")["experiment"]["rerun"])
+
+# %% [markdown]
 # ## What the inputs hold: a linear probe
 #
 # A row that stays at the majority class raises a question the table cannot answer:
@@ -290,7 +297,9 @@ probe[["balanced_accuracy", "macro_f1", "rsna_log_loss", "C", "centres"]]
 # A probe well above 1/3 in balanced accuracy says the grade can be read off that input
 # by a straight line through its pixels; a probe near 1/3 says that, at that size, it
 # cannot. Compare the probe's row with the CNN-LSTM's row on the same input: where the
-# probe is far ahead, the network's setup or budget, not the input, holds it back.
+# probe is far ahead, the network's setup or budget, not the input, holds it back. (The
+# probe's regularisation is chosen for balanced accuracy, not for calibrated
+# probabilities, so its log loss can be poor; read its balanced accuracy.)
 #
 # ## Calibration of the best row
 #
@@ -305,10 +314,12 @@ ax = lss.plots.plot_reliability(y_val, proba_val, n_bins=5, data_label=DATA_LABE
 _ = ax.set_title(f"Reliability of '{best['experiment']}'\n{DATA_LABEL}", fontsize=9)
 
 # %% [markdown]
-# Points on the diagonal are calibrated; below it, over-confident. A model that answers
-# from the class shares puts every study in one bin, at the share of its majority
-# class, and is calibrated there without telling the studies apart: calibration is
-# necessary, not sufficient. The RSNA log loss rewards both.
+# Points on the diagonal are calibrated; below it, over-confident; above it,
+# under-confident. A model that gives every study nearly the same probabilities puts
+# them all in one bin: at the share of the majority class it is calibrated without
+# telling the studies apart (calibration is necessary, not sufficient), and class
+# weights move that bin toward 1/3, where it becomes under-confident. The RSNA log loss
+# rewards telling the studies apart and being calibrated, both.
 #
 # ## What the phantom can and cannot tell
 #

@@ -384,8 +384,8 @@ def _train_row(root, experiment: Experiment, out_dir: Path, index, split, *, cac
         "name": experiment.name, "description": experiment.description,
         "changes": experiment.changes, "centres": report.get("centres", "whole slice"),
         "localiser": localiser.to_dict() if experiment.roi and localiser else None,
-        "rerun": cli_command(root, out_dir, experiment.name, experiment.config,
-                             localiser=localiser if experiment.roi else None)}})
+        "rerun": cli_command(Path(root).resolve(), out_dir.resolve(), experiment.name,
+                             experiment.config, localiser=localiser if experiment.roi else None)}})
     return _row(experiment, report, run_dir)
 
 
