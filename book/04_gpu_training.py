@@ -46,7 +46,7 @@
 # - **System requirements**: a GPU for the paper's 20 epochs; on the phantom that is
 #   well under a minute of training (measured on an NVIDIA H200: 8 s for the first
 #   epoch, 0.4 s for each further one). Without a GPU, the chapter says so and trains
-#   `CPU_EPOCHS` epochs: about 3.5 minutes on 2 CPU cores.
+#   `CPU_EPOCHS` epochs: about 2.5 minutes on 2 CPU cores.
 
 # %% [markdown]
 # ---
@@ -96,7 +96,7 @@ SEED = 0
 CONDITION = "left_subarticular_stenosis"
 LEVEL = "L4/L5"
 EPOCHS = None          # None: 20 (the paper) on a GPU or TPU, CPU_EPOCHS on a CPU
-CPU_EPOCHS = 8         # sized for about 3.5 minutes on 2 CPU cores
+CPU_EPOCHS = 6         # sized for about 2.5 minutes on 2 CPU cores
 MIXED_PRECISION = None  # None: on a GPU or TPU only; False: float32 everywhere
 WORKERS = None
 

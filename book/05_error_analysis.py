@@ -95,7 +95,7 @@ SEED = 0
 CONDITION = "left_subarticular_stenosis"
 LEVEL = "L4/L5"
 EPOCHS = None       # as in chapter 4: None is 20 on a GPU or TPU, CPU_EPOCHS on a CPU
-CPU_EPOCHS = 8
+CPU_EPOCHS = 6
 N_WORST = 3
 OCCLUSION_PATCH = 16
 

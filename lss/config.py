@@ -157,6 +157,7 @@ class TrainConfig:
     lstm_units: int = 64
     dense_units: int = 64
     dropout: float = 0.3
+    pooling: str = "average"  # "average" (paper) or "flatten": see lss.model.build_cnn_lstm
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -171,6 +172,8 @@ class TrainConfig:
             raise ValueError(
                 f"class_weight must be None, 'balanced' or 'rsna', got {self.class_weight!r}"
             )
+        if self.pooling not in ("average", "flatten"):
+            raise ValueError(f"pooling must be 'average' or 'flatten', got {self.pooling!r}")
         object.__setattr__(self, "cnn_filters", tuple(int(f) for f in self.cnn_filters))
 
 

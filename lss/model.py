@@ -240,6 +240,7 @@ def build_cnn_lstm(
     dense_units: int = 64,
     dropout: float = 0.3,
     augmentation: layers.Layer | None = None,
+    pooling: str = "average",
     name: str = "cnn_lstm",
 ) -> keras.Model:
     """The paper's CNN-LSTM (uncompiled; see :func:`compile_model`).
@@ -250,6 +251,13 @@ def build_cnn_lstm(
     relu) -> MaxPooling2D(2)`` per entry ``f`` of ``filters`` followed by
     ``GlobalAveragePooling2D``, so ``F = filters[-1]``. The parameter count does not
     depend on ``n_slices`` or ``image_size``.
+
+    With ``pooling="flatten"`` the last feature map is flattened instead of averaged,
+    so ``F = filters[-1] * (S / 2**len(filters))**2`` and the LSTM sees *where* in the
+    slice each feature fired. Averaging (the paper) discards that: a small lesion at a
+    known place (the recess at the centre of a region-of-interest crop) is diluted by
+    the rest of the slice. Flattening suits crops, not whole 128-pixel slices (the LSTM
+    would get 32,768 inputs per slice).
 
     Parameters
     ----------
@@ -267,6 +275,8 @@ def build_cnn_lstm(
         Dropout rate after the LSTM, in [0, 1).
     augmentation : keras.layers.Layer or None
         A layer applied to the input first, e.g. from :func:`build_augmentation`.
+    pooling : {"average", "flatten"}
+        How each slice's last feature map becomes a vector (paper: "average").
     name : str
         Model name.
 
@@ -302,6 +312,8 @@ def build_cnn_lstm(
     _check_positive_int(dense_units, "dense_units")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if pooling not in ("average", "flatten"):
+        raise ValueError(f"pooling must be 'average' or 'flatten', got {pooling!r}")
     if augmentation is not None and not isinstance(augmentation, layers.Layer):
         raise ValueError(f"augmentation must be a keras Layer or None, got {augmentation!r}")
 
@@ -310,7 +322,10 @@ def build_cnn_lstm(
     for i, f in enumerate(filters, start=1):
         slice_cnn.add(layers.Conv2D(int(f), 3, padding="same", activation="relu", name=f"conv{i}"))
         slice_cnn.add(layers.MaxPooling2D(2, name=f"pool{i}"))
-    slice_cnn.add(layers.GlobalAveragePooling2D(name="gap"))
+    if pooling == "average":
+        slice_cnn.add(layers.GlobalAveragePooling2D(name="gap"))
+    else:
+        slice_cnn.add(layers.Flatten(name="flatten"))
 
     volume = keras.Input(shape=(n_slices, image_size, image_size, 1), name="volume")
     x = volume
@@ -358,7 +373,8 @@ def build_from_config(cfg: Config) -> keras.Model:
     """Build and compile the model a :class:`lss.config.Config` describes.
 
     Uses ``cfg.preprocess.n_slices`` and ``image_size``, and from ``cfg.train`` the
-    architecture (``cnn_filters``, ``lstm_units``, ``dense_units``, ``dropout``), the
+    architecture (``cnn_filters``, ``lstm_units``, ``dense_units``, ``dropout``,
+    ``pooling``), the
     augmentation (``rotation_degrees``, ``zoom``, ``horizontal_flip``, ``seed``) and
     ``learning_rate``.
 
@@ -384,6 +400,7 @@ def build_from_config(cfg: Config) -> keras.Model:
         dense_units=tr.dense_units,
         dropout=tr.dropout,
         augmentation=augmentation,
+        pooling=tr.pooling,
     )
     return compile_model(model, learning_rate=tr.learning_rate)
 

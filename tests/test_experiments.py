@@ -91,7 +91,8 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
     assert said[0].startswith("Rows that answer a single grade") and len(said) == 4
     # the manifest's command reruns the row with the options that shape it
     roi_cmd = json.loads((out / "roi" / "manifest.json").read_text())["experiment"]["rerun"]
-    assert "--row roi --epochs 3 --seed 42 --crop-mm 8 --roi-size 8" in roi_cmd
+    assert "--row roi --epochs 3 --seed 42 --learning-rate 0.01 --crop-mm 8 --roi-size 8" \
+        in roi_cmd
     assert "--localiser-size 16 --localiser-epochs 3" in roi_cmd
 
 
@@ -218,14 +219,22 @@ def test_rows_must_share_one_split(data, tmp_path):
 
 
 def test_default_rows_change_one_thing_each():
-    rows = default_experiments(epochs=3)
+    rows = default_experiments(epochs=3, learning_rate=1e-3)
     paper = rows[0].config
-    assert [r.name for r in rows] == ["paper", "no_flip", "class_weights", "roi", "combined"]
-    assert paper == Config().replace(epochs=3) and paper.train.horizontal_flip
-    for r in rows[1:4]:
+    assert [r.name for r in rows] == ["paper", "no_flip", "class_weights", "roi",
+                                      "roi_spatial", "roi_level", "combined"]
+    assert paper == Config().replace(epochs=3, learning_rate=1e-3)
+    assert paper.train.horizontal_flip and paper.train.pooling == "average"
+    for r in rows[1:6]:
         assert r.config == paper.replace(**r.changes)
         assert r.config.train.epochs == 3 and r.config.train.seed == paper.train.seed
-    assert [r.roi for r in rows[:4]] == [False, False, False, True]
+        assert r.config.train.learning_rate == 1e-3
+    assert [r.roi for r in rows[:6]] == [False, False, False, True, True, True]
+    # rows 5 and 6 each add one change to the row above them
+    roi, spatial, level = (dict(r.changes) for r in rows[3:6])
+    assert {k: v for k, v in spatial.items() if k not in roi} == {"pooling": "flatten"}
+    assert {k: v for k, v in level.items() if k not in spatial} == {"n_slices": 3}
+    assert default_experiments()[0].config.train.learning_rate == 1e-4  # the paper's
 
 
 def test_fast_scores_match_lss_metrics_and_bootstrap_of_a_model_against_itself():

@@ -300,3 +300,26 @@ def test_softmax_stays_float32_under_mixed_precision(volumes):
     proba = model(volumes, training=False)
     assert keras.backend.standardize_dtype(proba.dtype) == "float32"
     np.testing.assert_allclose(keras.ops.convert_to_numpy(proba).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_flatten_pooling_keeps_where_features_fired():
+    from lss.model import build_cnn_lstm
+
+    avg = build_cnn_lstm(2, 32, filters=(4, 8), pooling="average")
+    flat = build_cnn_lstm(2, 32, filters=(4, 8), pooling="flatten")
+    # the LSTM's input grows from F = 8 to 8 * (32 / 4)**2 = 512 features per slice
+    assert avg.get_layer("slice_features").output.shape[-1] == 8
+    assert flat.get_layer("slice_features").output.shape[-1] == 512
+    assert flat.count_params() - avg.count_params() == 4 * 64 * (512 - 8)
+    with pytest.raises(ValueError, match="pooling must be 'average' or 'flatten', got 'max'"):
+        build_cnn_lstm(2, 32, pooling="max")
+
+
+def test_config_passes_pooling_through():
+    from lss.config import Config
+    from lss.model import build_from_config
+
+    m = build_from_config(Config().replace(n_slices=2, image_size=32, pooling="flatten"))
+    assert m.get_layer("slice_features").output.shape[-1] == 128 * 4 * 4
+    with pytest.raises(ValueError, match="pooling must be"):
+        Config().replace(pooling="max")
