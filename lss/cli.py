@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lss`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from lss.data import DataError
+    from lss.data import DataError, WorkerDied
 
     try:
         return _run(args)
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lss: interrupted" + (f"; continue with: lss train --resume --run {args.run}"
                                     if args.command == "train" else ""), file=sys.stderr)
         return 130
-    except (DataError, FileNotFoundError, FileExistsError, NotADirectoryError,
+    except (DataError, WorkerDied, FileNotFoundError, FileExistsError, NotADirectoryError,
             PermissionError, ValueError, json.JSONDecodeError) as exc:
         print(f"lss: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2

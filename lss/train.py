@@ -34,7 +34,7 @@ import pandas as pd
 from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
 from lss.data import TensorCache, build_index
 from lss.data.tables import DataError
-from lss.runinfo import data_source, write_manifest
+from lss.runinfo import data_source, read_manifest, write_manifest
 
 __all__ = [
     "split_by_study",
@@ -412,6 +412,10 @@ def train(
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
+    if resume and _backup_epoch(run_dir) == 0 and \
+            read_manifest(run_dir).get("status") in ("trained", "evaluated"):
+        raise FileExistsError(f"Run folder {run_dir} holds a finished run; nothing to resume "
+                              f"(train again with overwrite, or into another folder)")
     loader = _check_loader(loader)
     from lss.accelerate import precision_policy
 

@@ -317,3 +317,50 @@ def test_one_pass_window_equals_reading_every_file_again(tmp_path):
     np.testing.assert_array_equal(one_pass.instance_numbers, two_pass.instance_numbers)
     by_hand = [decode_slice(pydicom.dcmread(p), p) for p in scan_series(folder).paths]
     assert [float(v.mean()) for v in by_hand] == [100.0 * (k + 1) for k in range(9)]
+
+
+def test_stale_temporaries_are_removed_fresh_ones_kept(tiny_root, tmp_path):
+    import os
+    import time
+
+    from lss.config import PreprocessConfig
+    from lss.data import TensorCache, build_index
+    from lss.data.cache import STALE_TMP_SECONDS
+
+    cache = TensorCache(tiny_root, PreprocessConfig(n_slices=2, image_size=8),
+                        cache_dir=tmp_path / "c")
+    cache.dir.mkdir(parents=True)
+    old, fresh = cache.dir / ".a.npz.dead.tmp", cache.dir / ".b.npz.live.tmp"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    long_ago = time.time() - STALE_TMP_SECONDS - 10
+    os.utime(old, (long_ago, long_ago))
+    cache.prepare(build_index(tiny_root), workers=1)
+    assert not old.exists() and fresh.exists()
+
+
+def test_a_dying_worker_is_a_clear_error(tiny_root, tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    import lss.data.cache as cache_mod
+    from lss.cli import main
+    from lss.config import PreprocessConfig
+    from lss.data import TensorCache, WorkerDied, build_index
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr(cache_mod, "ProcessPoolExecutor", Broken)
+    cache = TensorCache(tiny_root, PreprocessConfig(n_slices=2, image_size=8),
+                        cache_dir=tmp_path / "c")
+    with pytest.raises(WorkerDied, match="worker process died"):
+        cache.prepare(build_index(tiny_root), workers=2)
+    assert main(["prepare", "--data", str(tiny_root), "--cache", str(tmp_path / "c2"),
+                 "--workers", "2"]) == 2

@@ -141,6 +141,8 @@ def test_resume_after_a_mid_epoch_interruption_equals_an_uninterrupted_run(tiny_
                                   resumed.history.drop(columns=timing))
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    with pytest.raises(FileExistsError, match="holds a finished run; nothing to resume"):
+        train(tiny_data, cfg, tmp_path / "cut", resume=True, **kw)
 
 
 def test_same_seed_same_metrics_on_cpu(tiny_data, tmp_path, cfg):

@@ -10,7 +10,7 @@ Public API (documented in the README):
 * :class:`DataError` -- raised for bad input, naming the file, study or series.
 """
 
-from lss.data.cache import CacheStats, TensorCache, default_cache_dir
+from lss.data.cache import CacheStats, TensorCache, WorkerDied, default_cache_dir
 from lss.data.dicom import Series, SeriesHeader, decode_slice, read_series, scan_series
 from lss.data.tables import (
     SERIES_FOR_CONDITION,
@@ -49,5 +49,6 @@ __all__ = [
     "scale_unit",
     "TensorCache",
     "CacheStats",
+    "WorkerDied",
     "default_cache_dir",
 ]

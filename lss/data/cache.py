@@ -22,6 +22,7 @@ import os
 import time
 import uuid
 import zipfile
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from lss.config import PreprocessConfig
 from lss.data.tables import DataError, series_dir
 from lss.data.window import level_window
 
-__all__ = ["TensorCache", "CacheStats", "default_cache_dir"]
+__all__ = ["TensorCache", "CacheStats", "WorkerDied", "default_cache_dir"]
 
 log = logging.getLogger("lss")
 
@@ -83,8 +84,9 @@ def _compute(task: tuple) -> int:
         with open(tmp, "wb") as f:
             np.savez(f, volume=w.volume, instance_numbers=w.instance_numbers,
                      fingerprint=np.array(fingerprint))
-            f.flush()
-            os.fsync(f.fileno())
+        # No fsync: the rename is what makes an entry visible, so a crashed process never
+        # leaves a partial one. After a power cut an entry whose bytes did not reach the
+        # disk fails its fingerprint check (or to load) and is computed again.
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -124,10 +126,37 @@ def _run(todo: list[tuple], workers: int) -> list[int]:
                 decoded[i] = _compute(todo[i])
             elif running:
                 wait(running, return_when=FIRST_COMPLETED)
+    except BrokenProcessPool as exc:
+        raise WorkerDied(
+            "A preprocessing worker process died (killed, or out of memory?); the entries "
+            "already written are kept: run again, or with fewer workers"
+        ) from exc
     finally:
         # Tasks not yet started are dropped; a worker still starting up is not waited for.
         pool.shutdown(wait=False, cancel_futures=True)
     return decoded
+
+
+#: A temporary entry older than this was left by a process that died; younger ones may
+#: belong to a run in progress (another process filling the same cache).
+STALE_TMP_SECONDS = 3600
+
+
+def _remove_stale_temporaries(folder: Path) -> int:
+    """Delete ``.*.tmp`` files a killed writer left behind (never read either way)."""
+    now, removed = time.time(), 0
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # its writer renamed or removed it meanwhile
+    return removed
+
+
+class WorkerDied(RuntimeError):
+    """A preprocessing worker process ended without an answer (killed, out of memory)."""
 
 
 class TensorCache:
@@ -245,6 +274,7 @@ class TensorCache:
         t0 = time.perf_counter()
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "settings.json").write_text(json.dumps(self._settings, indent=2))
+        _remove_stale_temporaries(self.dir)
         todo, stats = [], CacheStats(entries=len(index))
         for folder, instance, centre, path in self._requests(index, centres):
             fp = _fingerprint(folder)
