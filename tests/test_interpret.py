@@ -310,8 +310,7 @@ def test_most_wrong_puts_confident_mistakes_first():
 
 
 def test_paper_comparison_labels_both_columns():
-    from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE
-    from lss.config import REAL_CLASS_COUNTS
+    from lss.config import PAPER_RESULTS, REAL_CLASS_COUNTS, REAL_MAJORITY_SHARE
 
     h = pd.DataFrame({"epoch": [0, 1, 2], "loss": [1.1, 1.0, 0.9],
                       "val_loss": [1.05, 0.95, 1.0], "val_accuracy": [0.4, 0.6, 0.5]})
