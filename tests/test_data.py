@@ -409,11 +409,13 @@ def test_crash_while_writing_leaves_no_entry(tiny_root, tmp_path, monkeypatch):
     cache = TensorCache(tiny_root, PreprocessConfig(n_slices=2, image_size=8),
                         cache_dir=tmp_path / "c")
 
-    def crash(f, **arrays):
+    def crash(f, *args, **kwargs):
         f.write(b"PK\x03\x04 half an entry")
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(np, "savez", crash)
+    import lss.data.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_write_entry", crash)
     with pytest.raises(KeyboardInterrupt):
         cache.prepare(df, workers=1)
     monkeypatch.undo()

@@ -138,7 +138,7 @@ _KILL_SCRIPT = textwrap.dedent('''
         READY.touch()  # runs in the worker once it has imported lss
 
 
-    def half_an_entry_then_die(f, **arrays):
+    def half_an_entry_then_die(f, *arrays):
         f.write(b"PK\\x03\\x04 half an entry")
         f.flush()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -146,7 +146,7 @@ _KILL_SCRIPT = textwrap.dedent('''
 
     def compute(task):
         if multiprocessing.parent_process() is not None:  # the spawned worker
-            np.savez = half_an_entry_then_die
+            cache._write_entry = half_an_entry_then_die
         else:  # this process: wait for the worker, then leave it time to be fed
             deadline = time.monotonic() + 120
             while not READY.exists() and time.monotonic() < deadline:
@@ -215,6 +215,10 @@ def test_object_array_in_a_cache_entry_is_never_unpickled(tiny_root, tmp_path):
     fingerprint = _fingerprint(series_dir(tiny_root, 101, 11))
     np.savez(path, volume=np.array([_Evil(marker)], dtype=object),
              fingerprint=np.array(fingerprint))
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as z:
+        z.comment = fingerprint.encode()  # what a genuine entry carries
     assert cache.prepare(index, workers=1).hits == 1
     with pytest.raises(DataError, match=r"Unreadable cache entry \S*101_11_3\.npz .*allow_pickle"):
         cache.load(index, workers=1)
@@ -364,3 +368,76 @@ def test_a_dying_worker_is_a_clear_error(tiny_root, tmp_path, monkeypatch):
         cache.prepare(build_index(tiny_root), workers=2)
     assert main(["prepare", "--data", str(tiny_root), "--cache", str(tmp_path / "c2"),
                  "--workers", "2"]) == 2
+
+
+def _full_decode(path):
+    return decode_slice(pydicom.dcmread(path), path)
+
+
+@pytest.mark.parametrize("bits, signed, photometric, slope, intercept", [
+    (16, 0, "MONOCHROME2", 1.0, 0.0), (12, 0, "MONOCHROME2", 2.0, -50.0),
+    (12, 1, "MONOCHROME2", 1.0, 0.0), (16, 0, "MONOCHROME1", 0.5, 10.0)])
+def test_fast_header_decodes_exactly_as_pydicom(tmp_path, bits, signed, photometric, slope,
+                                                intercept):
+    from lss.data.dicom import _fast_header, _FastHeader
+
+    raw = np.random.default_rng(bits).integers(0, 2**16, (7, 9)).astype(np.uint16)
+    path = write_slice(tmp_path / "1.dcm", raw, instance=3, position=(1.5, -2, 7.25),
+                       photometric=photometric, slope=slope, intercept=intercept)
+    ds = pydicom.dcmread(path)
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, signed
+    ds.save_as(path)
+    fast = _fast_header(path)
+    assert isinstance(fast, _FastHeader)
+    np.testing.assert_array_equal(decode_slice(fast, path), _full_decode(path))
+    slow = pydicom.dcmread(path, defer_size=1024)
+    for a, b in zip(_geometry(fast, path), _geometry(slow, path), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fast_header_equals_pydicom_on_every_phantom_file(tmp_path):
+    from lss.data.dicom import _fast_header
+    from lss.phantom import make_phantom
+
+    root = make_phantom(tmp_path / "ph", n_studies=2, n_test_studies=0, workers=1)
+    files = sorted((root / "train_images").rglob("*.dcm"))
+    assert len(files) > 20
+    for path in files:
+        fast = _fast_header(path)
+        assert fast is not None, path  # the phantom's files take the fast path
+        slow = pydicom.dcmread(path, defer_size=1024)
+        for a, b in zip(_geometry(fast, path), _geometry(slow, path), strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(decode_slice(fast, path), _full_decode(path))
+
+
+def test_fast_header_leaves_unusual_files_to_pydicom(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from lss.data.dicom import _fast_header
+
+    implicit = write_slice(tmp_path / "i.dcm", np.ones((4, 4), np.uint16), instance=1,
+                           position=(0, 0, 0))
+    ds = pydicom.dcmread(implicit)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(implicit, enforce_file_format=True)
+    assert _fast_header(implicit) is None
+
+    seq = write_slice(tmp_path / "s.dcm", np.ones((4, 4), np.uint16), instance=1,
+                      position=(0, 0, 0))
+    ds = pydicom.dcmread(seq)
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.3"
+    ds.ReferencedImageSequence = Sequence([item])
+    ds["ReferencedImageSequence"].is_undefined_length = True  # delimited, as many writers do
+    ds.save_as(seq, enforce_file_format=True)
+    assert b"\xfe\xff\xdd\xe0" in seq.read_bytes()  # the sequence delimiter is there
+    assert _fast_header(seq) is None
+    # ... and the files are still read right, by pydicom
+    for path in (implicit, seq):
+        np.testing.assert_array_equal(decode_slice(_read(path, pixels=False), path),
+                                      np.ones((4, 4), np.float32))
+
+    (tmp_path / "x.dcm").write_bytes(b"\0" * 200)
+    assert _fast_header(tmp_path / "x.dcm") is None
