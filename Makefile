@@ -49,9 +49,10 @@ book: chapters
 	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpick --keep-going
 	@echo "HTML: $(BUILD)/site/_build/html/index.html"
 
-# Unit tests first, then every chapter in order (nbmake runs each in book/ on its defaults).
+# Unit tests and the package's doctests first, then every chapter in order (nbmake runs
+# each in book/ on its defaults; the chapters' .py twins are not collected).
 test: env
-	$(PY) -m pytest tests book --nbmake --nbmake-timeout=1200 $(PYTEST_ARGS)
+	$(PY) -m pytest tests lss book --nbmake --nbmake-timeout=1200 --ignore-glob='book/*.py' $(PYTEST_ARGS)
 
 lint: env
 	$(VENV)/bin/ruff check lss tests data_scripts benchmarks book
