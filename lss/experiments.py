@@ -382,6 +382,28 @@ def _row(experiment: Experiment, report: Mapping[str, Any], run_dir: Path) -> di
     }
 
 
+def _fill_training_centres(root, index: pd.DataFrame, split: pd.DataFrame, loc_path: Path, *,
+                           cache_dir, workers) -> pd.DataFrame:
+    """``index`` with the localiser's point for training rows that have none.
+
+    A labelled study without a coordinate row (the "only series" rule of
+    :func:`lss.data.build_index`) has no recess point to crop around; rather than drop
+    it from an ROI row's training, the localiser (trained on the studies that have
+    points) places its crop, as it does for every validation study. Rows with a point
+    keep it.
+    """
+    missing = (split["split"] == "train").to_numpy() & index[["x", "y"]].isna().any(
+        axis=1).to_numpy()
+    if not missing.any():
+        return index
+    rows = index[missing].reset_index(drop=True)
+    centres = predict_centres(load_localiser(loc_path), root, rows, cache_dir=cache_dir,
+                              workers=workers)
+    out = index.copy()
+    out.loc[missing, ["x", "y"]] = centres
+    return out
+
+
 def _train_row(root, experiment: Experiment, out_dir: Path, index, split, *, cache_dir,
                workers, localiser, overwrite, verbose, retrain_localiser=False,
                train_options=None) -> dict[str, Any]:
@@ -394,6 +416,8 @@ def _train_row(root, experiment: Experiment, out_dir: Path, index, split, *, cac
         loc_path, val_centres, _ = prepare_localiser(root, out_dir, index, split,
                                                      config=localiser, cache_dir=cache_dir,
                                                      workers=workers, retrain=retrain_localiser)
+        index = _fill_training_centres(root, index, split, loc_path, cache_dir=cache_dir,
+                                       workers=workers)
     train(root, experiment.config, run_dir, cache_dir=cache_dir, index=index, workers=workers,
           overwrite=overwrite, verbose=verbose, val_centres=val_centres,
           **dict(train_options or {}))

@@ -323,3 +323,24 @@ def test_a_combination_of_several_rows_is_trained_as_its_own_row(data, tmp_path,
     assert row.run_dir == str(tmp_path / "combined") and row.epochs_run == 1
     cfg = Config.from_file(tmp_path / "combined" / "config.json")
     assert cfg.train.class_weight == "rsna" and not cfg.train.horizontal_flip
+
+
+def test_roi_row_trains_on_a_study_without_a_coordinate_row(data, tmp_path):
+    # Two training studies lose their coordinate rows: build_index keeps them ("only
+    # series", no point); the ROI row crops them where the localiser points.
+    root = tmp_path / "root"
+    shutil.copytree(data, root)
+    rows = tiny_rows()
+    index = build_index(root)
+    split = split_by_study(index, seed=rows[0].config.train.seed)
+    dropped = split.loc[split.split == "train", "study_id"].iloc[:2].tolist()
+    coords = pd.read_csv(root / "train_label_coordinates.csv")
+    coords[~coords.study_id.isin(dropped)].to_csv(root / "train_label_coordinates.csv",
+                                                  index=False)
+    assert build_index(root).set_index("study_id").loc[dropped, "x"].isna().all()
+    roi = next(r for r in rows if r.name == "roi")
+    row = run_experiment(root, roi, tmp_path / "out", cache_dir=tmp_path / "c", workers=1,
+                         localiser=LOC)
+    assert row["n_val"] == int((split.split == "val").sum())
+    manifest = json.loads((tmp_path / "out" / "roi" / "manifest.json").read_text())
+    assert manifest["n_train"] == int((split.split == "train").sum())  # nobody dropped
