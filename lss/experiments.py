@@ -44,6 +44,7 @@ import pandas as pd
 
 from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
 from lss.localiser import (
+    LOCALISER_FILE,
     LocaliserConfig,
     install_localiser,
     load_localiser,
@@ -392,8 +393,8 @@ def _fill_training_centres(root, index: pd.DataFrame, split: pd.DataFrame, loc_p
     points) places its crop, as it does for every validation study. Rows with a point
     keep it.
     """
-    missing = (split["split"] == "train").to_numpy() & index[["x", "y"]].isna().any(
-        axis=1).to_numpy()
+    is_train = index["study_id"].isin(split.loc[split["split"] == "train", "study_id"])
+    missing = is_train.to_numpy() & index[["x", "y"]].isna().any(axis=1).to_numpy()
     if not missing.any():
         return index
     rows = index[missing].reset_index(drop=True)
@@ -913,9 +914,12 @@ def linear_probe(
     split = load_split(run_dir)
     index = build_index(root, config.condition, config.level).merge(
         split[["study_id", "split"]], on="study_id", how="left")
+    centres, centred_by = None, "whole slice"
+    if config.preprocess.crop_mm is not None:  # as the run's training saw them
+        index = _fill_training_centres(root, index, split, run_dir / LOCALISER_FILE,
+                                       cache_dir=cache_dir, workers=workers)
     tr = index[index["split"] == "train"].reset_index(drop=True)
     va = index[index["split"] == "val"].reset_index(drop=True)
-    centres, centred_by = None, "whole slice"
     if config.preprocess.crop_mm is not None:
         centres, centred_by = run_centres(run_dir, root, va, cache_dir=cache_dir, workers=workers)
     cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)

@@ -22,6 +22,7 @@ from lss.experiments import (
     combine,
     default_experiments,
     format_table,
+    linear_probe,
     main,
     paired_bootstrap,
     run_experiment,
@@ -344,3 +345,5 @@ def test_roi_row_trains_on_a_study_without_a_coordinate_row(data, tmp_path):
     assert row["n_val"] == int((split.split == "val").sum())
     manifest = json.loads((tmp_path / "out" / "roi" / "manifest.json").read_text())
     assert manifest["n_train"] == int((split.split == "train").sum())  # nobody dropped
+    probe = linear_probe(tmp_path / "out" / "roi", root, cache_dir=tmp_path / "c", workers=1)
+    assert probe["centres"] == "localiser"
