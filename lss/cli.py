@@ -31,7 +31,7 @@ def _add_common(p: argparse.ArgumentParser, *, data_default: str | None = "data/
     p.add_argument("--cache", default=None,
                    help="preprocessing cache folder (default: $LSS_CACHE or ~/.cache/lss)")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes for preprocessing (default: all cores)")
+                   help="processes for preprocessing (default: all cores, fewer for a small job)")
 
 
 def _config(args: argparse.Namespace):

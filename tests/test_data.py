@@ -376,6 +376,23 @@ def test_cache_parallel_matches_serial(tiny_root, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_default_workers_start_a_pool_only_for_a_job_that_repays_it(tiny_root, tmp_path,
+                                                                    monkeypatch):
+    import lss.data.cache as cache_mod
+
+    used = []
+    real_run = cache_mod._run
+    monkeypatch.setattr(cache_mod, "_run", lambda todo, w: used.append(w) or real_run(todo, w))
+    monkeypatch.setattr(cache_mod.os, "cpu_count", lambda: 2)
+    df = build_index(tiny_root)
+    cfg = PreprocessConfig(n_slices=3, image_size=8)
+    TensorCache(tiny_root, cfg, cache_dir=tmp_path / "small").prepare(df)
+    monkeypatch.setattr(cache_mod, "SERIES_PER_EXTRA_WORKER", 1)
+    TensorCache(tiny_root, cfg, cache_dir=tmp_path / "large").prepare(df)
+    TensorCache(tiny_root, cfg, cache_dir=tmp_path / "forced").prepare(df, workers=5)
+    assert used == [1, 2, 3]  # 3 series: one process; all (2) cores; capped at the tasks
+
+
 def test_changed_setting_never_reads_a_stale_entry(tiny_root, tmp_path):
     df = build_index(tiny_root)
     c4 = TensorCache(tiny_root, PreprocessConfig(n_slices=4, image_size=8),

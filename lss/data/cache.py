@@ -157,6 +157,28 @@ def _run(todo: list[tuple], workers: int) -> list[int]:
     return decoded
 
 
+#: Series a spawned worker must have ahead of it to be worth starting. One series costs
+#: about 10 ms here and a worker about 0.5 s to start (spawn, import numpy and pydicom), so
+#: a worker that is not given about a second of work adds more than it saves
+#: (``benchmarks/run_benchmarks.py`` measures both).
+SERIES_PER_EXTRA_WORKER = 100
+
+
+def default_workers(n_tasks: int, cpus: int | None = None) -> int:
+    """Processes :meth:`TensorCache.prepare` uses for ``n_tasks`` series by default.
+
+    All cores for a large job, one more process per :data:`SERIES_PER_EXTRA_WORKER`
+    series for a small one, and this process alone for fewer than that.
+
+    Examples
+    --------
+    >>> default_workers(64, cpus=2), default_workers(200, cpus=2), default_workers(2000, cpus=16)
+    (1, 2, 16)
+    """
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, 1 + n_tasks // SERIES_PER_EXTRA_WORKER))
+
+
 #: A temporary entry older than this was left by a process that died; younger ones may
 #: belong to a run in progress (another process filling the same cache).
 STALE_TMP_SECONDS = 3600
@@ -281,7 +303,9 @@ class TensorCache:
             Crop centres in source pixels, overriding ``index[["x", "y"]]`` (e.g. the
             localiser's predictions at test time).
         workers : int, optional
-            Processes; default ``os.cpu_count()``. ``1`` computes in this process.
+            Processes; ``1`` computes in this process. Default
+            :func:`default_workers`: all cores, fewer for a job too small to repay
+            starting them.
 
         Raises
         ------
@@ -290,7 +314,10 @@ class TensorCache:
         """
         t0 = time.perf_counter()
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "settings.json").write_text(json.dumps(self._settings, indent=2))
+        settings = self.dir / "settings.json"  # for people browsing the cache
+        text = json.dumps(self._settings, indent=2)
+        if not settings.is_file() or settings.read_text() != text:
+            settings.write_text(text)  # a hit writes nothing
         _remove_stale_temporaries(self.dir)
         todo, stats = [], CacheStats(entries=len(index))
         for folder, instance, centre, path in self._requests(index, centres):
@@ -299,7 +326,8 @@ class TensorCache:
                 stats.hits += 1
             else:
                 todo.append((folder, instance, centre, self.config, path, fp))
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        workers = (default_workers(len(todo)) if workers is None
+                   else max(1, min(workers, len(todo))))
         decoded = _run(todo, workers)
         stats.written = len(todo)
         stats.slices_decoded = int(sum(decoded))
