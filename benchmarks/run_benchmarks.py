@@ -670,8 +670,7 @@ def render(res: dict, s: dict) -> str:
             "cold": ("cold, `TensorCache.prepare` on an empty cache with its default "
                      "`workers` for this job (what `lss prepare` does)",
                      pre.get("cold_workers", pre["workers"])),
-            "warm": ("warm, `prepare` again: every entry a hit (fingerprint check)",
-                     pre["workers"]),
+            "warm": ("warm, `prepare` again: every entry a hit (fingerprint check)", 1),
             "warm_load": ("warm, `TensorCache.load`: hits + read every window", 1),
         }
         for name, (text, procs) in what.items():

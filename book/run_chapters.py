@@ -8,12 +8,20 @@ Book builds the HTML without executing anything again.
 
 Parameters reach the chapters through their ``parameters`` cell; only the names a
 chapter declares are passed (``DATA_DIR``, ``WORK_DIR``, ``CACHE_DIR``, ``EPOCHS``).
+
+Staging drops one kind of output: the lines TensorFlow's C++ runtime logs to stderr
+(``I0000 00:00:... port.cc:153] oneDNN custom operations are on ...``), which
+``TF_CPP_MIN_LOG_LEVEL`` no longer silences and which say nothing to a reader. Every
+other stderr line, Python warnings included, stays on the page. The executed notebooks in
+``_build/executed`` keep everything.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import re
 import shutil
 import sys
 import time
@@ -67,6 +75,42 @@ def execute(data: Path, out: Path, epochs: int | None, only: list[str] | None) -
         print(f"[book] {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+#: A line of TensorFlow's native (absl) log, or absl's note that comes before the first.
+NATIVE_LOG = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: .* rebuild TensorFlow)")
+
+
+def strip_native_logs(nb: dict) -> int:
+    """Remove TensorFlow's native log lines from ``nb``'s stderr outputs, in place.
+
+    Returns the number of lines removed; a stderr output left empty is removed too.
+
+    >>> nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "stream",
+    ...     "name": "stderr", "text": "I0000 00:00:1.5  7 port.cc:153] oneDNN on\\n"
+    ...                               "UserWarning: kept\\n"}]}]}
+    >>> strip_native_logs(nb), nb["cells"][0]["outputs"][0]["text"]
+    (1, 'UserWarning: kept\\n')
+    """
+    removed = 0
+    for cell in nb.get("cells", []):
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = out["text"] if isinstance(out["text"], str) else "".join(out["text"])
+                lines = text.splitlines(keepends=True)
+                keep = [ln for ln in lines if not NATIVE_LOG.match(ln)]
+                removed += len(lines) - len(keep)
+                if not keep:
+                    continue
+                out["text"] = "".join(keep)
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return removed
+
+
 def stage(executed: Path, site: Path) -> None:
     """Assemble the Jupyter Book source tree from the repo and the executed notebooks."""
     if site.exists():
@@ -82,7 +126,9 @@ def stage(executed: Path, site: Path) -> None:
             shutil.copy2(md, site / md.relative_to(REPO))
         elif nb.is_file():
             (site / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(nb, site / f"{f}.ipynb")
+            data = json.loads(nb.read_text())
+            strip_native_logs(data)
+            (site / f"{f}.ipynb").write_text(json.dumps(data, indent=1, ensure_ascii=False))
         else:
             sys.exit(f"run_chapters: {f} is in _toc.yml but neither {md} nor an executed "
                      f"{nb} exists (run the chapters first)")

@@ -130,3 +130,34 @@ def test_stage_copies_pages_and_executed_notebooks(tmp_path):
     (executed / "book" / NOTEBOOKS[0].name).unlink()
     with pytest.raises(SystemExit, match="neither"):
         runner.stage(executed, site)
+
+
+def test_staging_drops_tensorflow_native_logs_and_keeps_python_warnings(tmp_path):
+    runner = _load_runner()
+    logs = ("WARNING: All log messages before absl::InitializeLog() is called are written "
+            "to STDERR\n"
+            "I0000 00:00:1795764941.886666   14988 cpu_feature_guard.cc:227] This "
+            "TensorFlow binary is optimized to use available CPU instructions.\n"
+            "To enable the following instructions: AVX2 FMA, in other operations, rebuild "
+            "TensorFlow with the appropriate compiler flags.\n"
+            "E0000 00:00:1795765216.474323   14988 node_def_util.cc:682] NodeDef mentions "
+            "attribute use_unbounded_threadpool\n")
+    warning = "/x/lss/train.py:12: UserWarning: only 3 studies in the validation split\n"
+    nb = json.loads(NOTEBOOKS[0].read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    code[0]["outputs"] = [{"output_type": "stream", "name": "stderr", "text": logs}]
+    code[1]["outputs"] = [{"output_type": "stream", "name": "stderr", "text": logs + warning},
+                          {"output_type": "stream", "name": "stdout", "text": "I0000 kept\n"}]
+    executed = tmp_path / "executed"
+    for chapter in runner.chapters():
+        target = executed / chapter.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(nb) if chapter == NOTEBOOKS[0] else chapter.read_text())
+    runner.stage(executed, tmp_path / "site")
+    staged = json.loads((tmp_path / "site" / "book" / NOTEBOOKS[0].name).read_text())
+    staged_code = [c for c in staged["cells"] if c["cell_type"] == "code"]
+    assert staged_code[0]["outputs"] == []
+    assert staged_code[1]["outputs"] == [
+        {"output_type": "stream", "name": "stderr", "text": warning},
+        {"output_type": "stream", "name": "stdout", "text": "I0000 kept\n"}]
+    assert json.loads((executed / "book" / NOTEBOOKS[0].name).read_text()) == nb  # untouched

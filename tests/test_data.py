@@ -443,15 +443,16 @@ def test_crash_while_writing_leaves_no_entry(tiny_root, tmp_path, monkeypatch):
 
 
 def test_corrupt_or_pickled_entry_is_recomputed_not_loaded(tiny_root, tmp_path):
-    df = build_index(tiny_root).iloc[:2]
+    df = build_index(tiny_root).iloc[:3]
     cache = TensorCache(tiny_root, PreprocessConfig(n_slices=2, image_size=8),
                         cache_dir=tmp_path / "c")
     good = cache.load(df, workers=1)
-    p0, p1 = cache.paths(df)
+    p0, p1, p2 = cache.paths(df)
     p0.write_bytes(b"garbage")
     np.savez(p1, volume=np.array([object()], dtype=object), fingerprint=np.array("x"))
+    p2.write_bytes(p2.read_bytes()[: p2.stat().st_size // 2])  # a write cut short
     stats = cache.prepare(df, workers=1)
-    assert stats.written == 2
+    assert stats.written == 3
     np.testing.assert_array_equal(cache.load(df, workers=1), good)
 
 
