@@ -85,7 +85,8 @@ from lss.config import SEVERITIES, PreprocessConfig
 # %% [markdown]
 # The settings. `N_SLICES` and `IMAGE_SIZE` are the paper's window: 8 slices of
 # 128 x 128 pixels. `WORKERS` is the number of processes that fill the cache (`None`:
-# one per CPU core).
+# `prepare` decides, all CPU cores for a large job and fewer for a small one, where
+# starting a process would cost more than it saves; see {doc}`benchmarks`).
 
 # %% tags=["parameters"]
 DATA_DIR = "../data/phantom"  # a root in the Kaggle layout; the phantom is made here if absent
@@ -389,8 +390,9 @@ demo_dir = Path(tempfile.mkdtemp(prefix="lss-cache-demo-"))
 demo = lss.data.TensorCache(root, config, cache_dir=demo_dir)
 cold = demo.prepare(index, workers=WORKERS)
 warm = demo.prepare(index, workers=WORKERS)
+used = WORKERS or lss.data.cache.default_workers(cold.written)
 print(f"{DATA_LABEL}, {platform.machine()} with {os.cpu_count()} CPU cores "
-      f"({platform.platform(terse=True)}), workers={WORKERS}")
+      f"({platform.platform(terse=True)}), {used} process(es)")
 print(f"cold: {cold}\nwarm: {warm}")
 
 # %% [markdown]

@@ -182,10 +182,15 @@ print(lss.accelerate.use_mixed_precision(False), "| the optimizer of the demo mo
 #
 # An epoch reads every training window once. The windows come from the cache of
 # chapter 2, one `.npz` file of 8 x 128 x 128 float32 (512 KiB) per study, through
-# `lss.train.WindowDataset`, a `keras.utils.PyDataset`. With `workers` above 1, Keras
+# `lss.train.WindowDataset`, a `keras.utils.PyDataset`. With `workers` above 1, it
 # reads batches in that many threads, up to `max_queue_size` batches ahead of the
 # model: the next batches are being read while the accelerator computes on this one
-# (prefetching). `loader_settings` picks those settings for this machine:
+# (prefetching). The threads are `lss`'s own, not Keras': Keras' reader keeps batches it
+# read ahead for an epoch that was cut short and serves them first in the next epoch,
+# which under the JAX backend mixed every epoch with the previous one's order. With
+# `lss`'s reader a run with threads trains on exactly the batches of the same run
+# without (a test checks that on both backends). `loader_settings` picks the settings
+# for this machine:
 
 # %%
 loader = lss.accelerate.loader_settings(accelerator)

@@ -42,6 +42,7 @@ __all__ = [
     "precision_policy",
     "use_mixed_precision",
     "loader_settings",
+    "ReadAheadDataset",
     "ArrayBatches",
     "batches_per_second",
     "resolve_epochs",
@@ -199,7 +200,10 @@ def use_mixed_precision(
 
 
 def loader_settings(accelerator: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``workers``, ``use_multiprocessing`` and ``max_queue_size`` for a ``PyDataset``.
+    """``workers``, ``use_multiprocessing`` and ``max_queue_size`` for the loaders.
+
+    The settings of :class:`ReadAheadDataset` (:class:`lss.train.WindowDataset`,
+    :class:`ArrayBatches`), named as ``keras.utils.PyDataset`` names them.
 
     On a GPU or TPU, up to four threads read cache entries ahead of the model (an
     entry is a plain ``.npz`` file; reading it mostly waits on the disk and releases
@@ -226,7 +230,83 @@ def loader_settings(accelerator: Mapping[str, Any] | None = None) -> dict[str, A
     return {"workers": min(4, cpus), "use_multiprocessing": False, "max_queue_size": 16}
 
 
-class ArrayBatches(keras.utils.PyDataset):
+class ReadAheadDataset(keras.utils.PyDataset):
+    """A ``PyDataset`` that reads batches ahead in threads of its own, strictly in order.
+
+    Subclasses implement :meth:`batch_indices` (which samples make batch ``i`` now) and
+    :meth:`read_batch` (the batch of those samples). With ``workers`` above 1, asking for
+    batch ``i`` also starts reading batches ``i + 1 .. i + max_queue_size`` of the same
+    epoch in ``workers`` threads; :meth:`on_epoch_end` drops whatever was read ahead.
+
+    Why not Keras' own workers: ``PyDataset(workers=4)`` keeps the batches it has read
+    ahead when an epoch is cut short and hands them out first in the next one. Keras' JAX
+    trainer cuts the first epoch short by design (``fit`` takes one batch to build the
+    model, then resets), so every later epoch began with stale batches of the previous
+    order, and a run with reader threads trained on other batches than the same run
+    without (Keras 3.15; seen by ``tests/test_train.py`` under ``KERAS_BACKEND=jax``).
+    Keras is therefore always given ``workers=1``: it asks for batches one at a time, in
+    order, and the threads are ours.
+
+    Parameters
+    ----------
+    workers : int
+        Reader threads; 1 reads each batch when it is asked for.
+    use_multiprocessing : bool
+        Must be False: the cache entries are read in threads (reading releases the GIL).
+    max_queue_size : int
+        How many batches to read ahead.
+    """
+
+    def __init__(self, *, workers: int = 1, use_multiprocessing: bool = False,
+                 max_queue_size: int = 10) -> None:
+        if use_multiprocessing:
+            raise ValueError("use_multiprocessing=True is not supported: lss reads ahead "
+                             "in threads (workers=N)")
+        if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=max_queue_size)
+        self.read_threads = int(workers)
+        self.read_ahead = max(1, int(max_queue_size))
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[int, Any] = {}  # batch number -> Future, this epoch only
+
+    def batch_indices(self, i: int) -> Any:
+        """The samples of batch ``i`` in the current epoch (an index array or slice)."""
+        raise NotImplementedError
+
+    def read_batch(self, sel: Any) -> Any:
+        """The batch made of the samples ``sel``."""
+        raise NotImplementedError
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < len(self):
+            raise IndexError(f"batch {i} of {len(self)}")
+        future = self._ahead.pop(i, None)
+        batch = future.result() if future is not None else self.read_batch(self.batch_indices(i))
+        if self.read_threads > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.read_threads, thread_name_prefix="lss-read")
+            for j in range(i + 1, min(len(self), i + 1 + self.read_ahead)):
+                if j not in self._ahead:  # the samples are chosen now, in this epoch's order
+                    self._ahead[j] = self._pool.submit(self.read_batch, self.batch_indices(j))
+        return batch
+
+    def on_epoch_end(self) -> None:
+        """Drop the batches read ahead: the next epoch may order the samples differently."""
+        self.drop_read_ahead()
+
+    def drop_read_ahead(self) -> None:
+        """Forget (and cancel) every batch read ahead, keeping the order."""
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
+
+    def __del__(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ArrayBatches(ReadAheadDataset):
     """Batches of windows held in memory: ``x`` (B, Z, S, S, 1) and one-hot ``y`` (B, 3).
 
     The in-memory counterpart of :class:`lss.train.WindowDataset` (same batch layout,
@@ -239,7 +319,7 @@ class ArrayBatches(keras.utils.PyDataset):
         Without labels, batches are ``(x,)``.
     batch_size : int
     **kwargs
-        ``workers``, ``use_multiprocessing``, ``max_queue_size`` (``PyDataset``).
+        ``workers`` (reader threads) and ``max_queue_size`` (:class:`ReadAheadDataset`).
 
     Examples
     --------
@@ -264,8 +344,10 @@ class ArrayBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.volumes) / self.batch_size)
 
-    def __getitem__(self, i: int):
-        sel = slice(i * self.batch_size, (i + 1) * self.batch_size)
+    def batch_indices(self, i: int) -> slice:
+        return slice(i * self.batch_size, (i + 1) * self.batch_size)
+
+    def read_batch(self, sel: slice):
         x = self.volumes[sel, ..., None].copy()  # a batch of its own, as a loader delivers
         if self.labels is None:
             return (x,)
@@ -276,10 +358,10 @@ def batches_per_second(dataset: keras.utils.PyDataset, *, n_batches: int | None 
                        repeats: int = 1) -> float:
     """How many batches per second a ``PyDataset`` delivers, without a model.
 
-    Reads batches ``0 .. n_batches - 1`` in order, the way ``Model.fit`` does: one
-    after the other when ``dataset.workers`` is 1, else with that many threads reading
-    ahead, as Keras' ordered enqueuer does. The best of ``repeats`` passes is returned
-    (the first pass may be slower while the operating system caches the files).
+    Reads batches ``0 .. n_batches - 1`` in order, the way ``Model.fit`` does (a
+    :class:`ReadAheadDataset` with reader threads reads ahead while the batches are
+    taken), and drops what was read ahead after each pass. The best of ``repeats`` passes is
+    returned (the first pass may be slower while the operating system caches the files).
 
     Parameters
     ----------
@@ -300,18 +382,14 @@ def batches_per_second(dataset: keras.utils.PyDataset, *, n_batches: int | None 
         raise ValueError(f"need at least one batch to time, got n_batches={n_batches}")
     if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    workers = max(1, int(getattr(dataset, "workers", 1) or 1))
     best = math.inf
     for _ in range(int(repeats)):
         t0 = time.perf_counter()
-        if workers == 1:
-            for i in range(n):
-                dataset[i]
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                for _batch in pool.map(dataset.__getitem__, range(n)):
-                    pass
+        for i in range(n):
+            dataset[i]
         best = min(best, time.perf_counter() - t0)
+        if isinstance(dataset, ReadAheadDataset):
+            dataset.drop_read_ahead()  # the next pass reads everything again
     return n / best
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lss.accelerate import ReadAheadDataset
 from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
 from lss.data import TensorCache, build_index
 from lss.data.tables import DataError
@@ -113,13 +114,7 @@ def class_weights(labels: Sequence[int], scheme: str | None, n_classes: int = 3
     raise ValueError(f"class weight scheme must be None, 'balanced' or 'rsna', got {scheme!r}")
 
 
-def _py_dataset_base():
-    import keras
-
-    return keras.utils.PyDataset
-
-
-class WindowDataset(_py_dataset_base()):
+class WindowDataset(ReadAheadDataset):
     """Batches of cached windows: ``x`` (B, Z, S, S, 1), one-hot ``y`` (B, 3)[, weights].
 
     Parameters
@@ -135,6 +130,10 @@ class WindowDataset(_py_dataset_base()):
         Per-class weights; batches then carry per-sample weights.
     epoch : int
         The first epoch's number (the shuffle of epoch k is the same in a resumed run).
+    **kwargs
+        ``workers`` (reader threads) and ``max_queue_size`` (see
+        :class:`lss.accelerate.ReadAheadDataset` and
+        :func:`lss.accelerate.loader_settings`).
     """
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int] | None = None, *,
@@ -161,8 +160,10 @@ class WindowDataset(_py_dataset_base()):
     def __len__(self) -> int:
         return math.ceil(len(self.paths) / self.batch_size)
 
-    def __getitem__(self, i: int):
-        sel = self._order[i * self.batch_size:(i + 1) * self.batch_size]
+    def batch_indices(self, i: int) -> np.ndarray:
+        return self._order[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def read_batch(self, sel: np.ndarray):
         x = np.stack([TensorCache.read(self.paths[j]) for j in sel])[..., None]
         if self.labels is None:
             return (x,)
@@ -172,6 +173,7 @@ class WindowDataset(_py_dataset_base()):
         return x, y, self.weights[self.labels[sel]]
 
     def on_epoch_end(self) -> None:
+        super().on_epoch_end()
         self._epoch += 1
         self._order = self._make_order()
 
@@ -395,8 +397,9 @@ def train(
         global Keras policy is restored afterwards. Recorded in the manifest.
     loader : dict, optional
         ``workers``, ``use_multiprocessing`` and ``max_queue_size`` of the training and
-        validation :class:`WindowDataset` (``keras.utils.PyDataset``): with ``workers``
-        above 1, Keras reads batches from the cache in threads ahead of the model.
+        validation :class:`WindowDataset`: with ``workers`` above 1, that many threads
+        read batches from the cache ahead of the model, in the epoch's order
+        (:class:`lss.accelerate.ReadAheadDataset`), so the run is the same as without.
         See :func:`lss.accelerate.loader_settings`. Default: read in the loop.
 
     Returns

@@ -96,7 +96,8 @@ def test_loader_settings():
 def test_array_batches_layout_and_errors():
     x = np.arange(5 * 2 * 4 * 4, dtype=np.float32).reshape(5, 2, 4, 4)
     ds = ArrayBatches(x, [0, 1, 2, 1, 0], batch_size=2, workers=2)
-    assert len(ds) == 3 and ds.workers == 2
+    assert len(ds) == 3 and ds.read_threads == 2
+    assert ds.workers == 1  # Keras never runs its own enqueuer (ReadAheadDataset)
     xb, yb = ds[1]
     np.testing.assert_array_equal(xb[..., 0], x[2:4])
     np.testing.assert_array_equal(yb, [[0, 0, 1], [0, 1, 0]])
@@ -108,15 +109,21 @@ def test_array_batches_layout_and_errors():
         ArrayBatches(x[0])
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         ArrayBatches(x, batch_size=0)
+    with pytest.raises(ValueError, match="use_multiprocessing=True is not supported"):
+        ArrayBatches(x, use_multiprocessing=True)
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        ArrayBatches(x, workers=0)
+    with pytest.raises(IndexError, match="batch 3 of 3"):
+        ds[3]
 
 
 def test_batches_per_second_reads_every_batch_once_per_pass():
-    class Counting(ArrayBatches):
+    class Counting(ArrayBatches):  # counts the reads, wherever they happen
         calls: list[int] = []
 
-        def __getitem__(self, i):
-            self.calls.append(i)
-            return super().__getitem__(i)
+        def read_batch(self, sel):
+            self.calls.append(sel.start // self.batch_size)
+            return super().read_batch(sel)
 
     for workers in (1, 3):
         Counting.calls = []
@@ -162,3 +169,37 @@ def test_train_on_accelerator_records_precision_loader_and_times(tmp_path):
     assert manifest["config"]["train"]["seed"] == 3
     assert (res.history["epoch_seconds"] > 0).all()
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_read_ahead_follows_the_order_of_the_current_epoch():
+    """Batches read ahead belong to their epoch: a new order is never served stale."""
+    from lss.accelerate import ReadAheadDataset
+
+    class Shuffled(ReadAheadDataset):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.epoch = 0
+
+        def __len__(self):
+            return 4
+
+        def batch_indices(self, i):
+            return np.roll(np.arange(8), 3 * self.epoch)[2 * i:2 * i + 2]
+
+        def read_batch(self, sel):
+            return np.asarray(sel).copy()
+
+        def on_epoch_end(self):
+            super().on_epoch_end()
+            self.epoch += 1
+
+    plain, ahead = Shuffled(), Shuffled(workers=3, max_queue_size=2)
+    for ds in (plain, ahead):
+        ds[0]  # as Keras' JAX trainer does: one batch to build the model, then a reset
+        ds.on_epoch_end()
+    for _ in range(3):
+        got = [[ds[i].tolist() for i in range(len(ds))] for ds in (plain, ahead)]
+        assert got[0] == got[1]
+        assert sorted(sum(got[1], [])) == list(range(8))  # every sample once per epoch
+        plain.on_epoch_end()
+        ahead.on_epoch_end()
