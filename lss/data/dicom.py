@@ -302,52 +302,62 @@ def _order(paths: list[Path], headers: list[pydicom.Dataset], series_dir: Path):
     return order, inst[order], pos[order], geo[0][3], geo[0][4]
 
 
-def _native_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
-    """The stored values of an uncompressed little-endian 16-bit greyscale frame, read
-    straight from the buffer, or None for any other kind of pixel data.
-
-    That is what nearly every MR file holds, and exactly what ``ds.pixel_array`` returns
-    for it (unused high bits masked, or sign-extended for signed data) at a fifth of
-    its cost, which is pydicom's per-file set-up rather than the copy.
-    """
-    if ds.file_meta.get("TransferSyntaxUID") not in _NATIVE_LITTLE_ENDIAN:
-        return None
+def _plain_frame_layout(ds) -> tuple[int, int, int, str] | None:
+    """``(rows, cols, bits_stored, dtype)`` of one uncompressed 16-bit greyscale frame,
+    the case :func:`_native_pixels` and :func:`_fast_pixels` read themselves, or None
+    for any other kind of pixel data (a pydicom dataset or a :class:`_FastHeader`)."""
     if (ds.get("SamplesPerPixel", 1) != 1 or ds.get("BitsAllocated") != 16
             or ds.get("PixelRepresentation") not in (0, 1)
             or int(ds.get("NumberOfFrames", 1) or 1) != 1):
         return None
     rows, cols, bits = ds.get("Rows"), ds.get("Columns"), ds.get("BitsStored")
     if not (isinstance(rows, int) and isinstance(cols, int) and isinstance(bits, int)
-            and 0 < bits <= 16):
+            and rows > 0 and cols > 0 and 0 < bits <= 16):
         return None
+    return rows, cols, bits, "<i2" if ds.get("PixelRepresentation") == 1 else "<u2"
+
+
+def _stored_values(flat: np.ndarray, rows: int, cols: int, bits: int) -> np.ndarray:
+    """A frame's stored values as ``pixel_array`` gives them: unused high bits cleared
+    (unsigned) or sign-extended (signed)."""
+    arr = flat.reshape(rows, cols)
+    if bits < 16:
+        arr = (arr << (16 - bits)) >> (16 - bits)
+    return arr
+
+
+def _native_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
+    """The stored values of an uncompressed little-endian 16-bit greyscale frame, read
+    straight from the buffer, or None for any other kind of pixel data.
+
+    That is what nearly every MR file holds, and exactly what ``ds.pixel_array`` returns
+    for it at a fifth of its cost, which is pydicom's per-file set-up rather than the copy.
+    """
+    if ds.file_meta.get("TransferSyntaxUID") not in _NATIVE_LITTLE_ENDIAN:
+        return None
+    layout = _plain_frame_layout(ds)
+    if layout is None:
+        return None
+    rows, cols, bits, dtype = layout
     data = ds.PixelData
     if len(data) < 2 * rows * cols:
         return None  # let pydicom say what is missing
-    dtype = "<i2" if ds.PixelRepresentation == 1 else "<u2"
-    arr = np.frombuffer(data, dtype=dtype, count=rows * cols).reshape(rows, cols)
-    if bits < 16:  # as pydicom: clear (unsigned) or sign-extend (signed) the unused bits
-        arr = (arr << (16 - bits)) >> (16 - bits)
-    return arr
+    return _stored_values(np.frombuffer(data, dtype=dtype, count=rows * cols), rows, cols, bits)
 
 
 def _fast_pixels(h: _FastHeader, path: Path) -> np.ndarray | None:
     """The stored values of a plain 16-bit greyscale frame, read at the header's pixel
     offset (as :func:`_native_pixels` does from a pydicom dataset), or None."""
-    rows, cols, bits = h.get("Rows"), h.get("Columns"), h.get("BitsStored")
-    if (h.get("SamplesPerPixel", 1) != 1 or h.get("BitsAllocated") != 16
-            or h.get("PixelRepresentation") not in (0, 1)
-            or int(h.get("NumberOfFrames", 1) or 1) != 1
-            or not (rows and cols and bits and 0 < bits <= 16)
-            or h.pixel_length < 2 * rows * cols):
+    layout = _plain_frame_layout(h)
+    if layout is None:
         return None
-    dtype = "<i2" if h.PixelRepresentation == 1 else "<u2"
-    arr = np.fromfile(path, dtype=dtype, count=rows * cols, offset=h.pixel_offset)
-    if arr.size != rows * cols:
+    rows, cols, bits, dtype = layout
+    if h.pixel_length < 2 * rows * cols:
+        return None
+    flat = np.fromfile(path, dtype=dtype, count=rows * cols, offset=h.pixel_offset)
+    if flat.size != rows * cols:
         raise DataError(f"Truncated DICOM file: {path}")
-    arr = arr.reshape(rows, cols)
-    if bits < 16:
-        arr = (arr << (16 - bits)) >> (16 - bits)
-    return arr
+    return _stored_values(flat, rows, cols, bits)
 
 
 def decode_slice(ds: pydicom.Dataset, path: Path) -> np.ndarray:
