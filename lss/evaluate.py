@@ -25,6 +25,7 @@ from lss.data import (
     scan_series,
     series_dir,
 )
+from lss.data.dicom import first_file_header
 from lss.runinfo import data_source, read_manifest, write_manifest
 
 __all__ = ["load_run", "predict_proba", "evaluate_run", "choose_series", "predict",
@@ -166,17 +167,7 @@ def choose_series(candidates: list[Path]) -> Path:
 
 
 def _series_description(folder: Path) -> str:
-    import pydicom
-
-    first = next(iter(sorted(folder.glob("*.dcm"))), None)
-    if first is None:
-        raise DataError(f"No .dcm files in series folder {folder}")
-    try:
-        ds = pydicom.dcmread(first, stop_before_pixels=True,
-                             specific_tags=["SeriesDescription"])
-    except Exception as exc:  # noqa: BLE001 -- re-raised with the file named
-        raise DataError(f"Not a readable DICOM file: {first} ({exc})") from exc
-    return str(ds.get("SeriesDescription", ""))
+    return str(first_file_header(folder, ["SeriesDescription"]).get("SeriesDescription", ""))
 
 
 def _study_requests(root: Path | None, study_dir: Path | None, split: str

@@ -41,7 +41,7 @@ import pandas as pd
 
 from lss.config import PreprocessConfig
 from lss.data import DataError, TensorCache, level_window, series_dir
-from lss.data.dicom import SeriesHeader
+from lss.data.dicom import SeriesHeader, first_file_header
 
 __all__ = [
     "LOCALISER_FILE",
@@ -245,22 +245,16 @@ def series_geometry(root: str | Path, index: pd.DataFrame, *, split: str = "trai
         spacing, mm), one row per row of ``index``, same order. A series has one image
         size (:func:`lss.data.scan_series` refuses mixed sizes), so one header suffices.
     """
-    import pydicom
-
     out = []
     for study, series in index[["study_id", "series_id"]].itertuples(index=False):
-        folder = series_dir(root, study, series, split=split)
-        first = next(iter(sorted(folder.glob("*.dcm"))), None)
-        if first is None:
-            raise DataError(f"No .dcm files in series folder {folder}")
+        ds = first_file_header(series_dir(root, study, series, split=split),
+                               ["Rows", "Columns", "PixelSpacing"])
         try:
-            ds = pydicom.dcmread(first, stop_before_pixels=True,
-                                 specific_tags=["Rows", "Columns", "PixelSpacing"])
             sy, sx = (float(v) for v in ds.PixelSpacing)
             out.append((int(ds.Rows), int(ds.Columns), sy, sx))
         except Exception as exc:  # noqa: BLE001 -- re-raised naming the file
-            raise DataError(f"Cannot read Rows/Columns/PixelSpacing from {first} ({exc})") \
-                from exc
+            raise DataError(f"Cannot read Rows/Columns/PixelSpacing from {ds.filename} "
+                            f"({exc})") from exc
     return pd.DataFrame(out, columns=["rows", "cols", "spacing_y", "spacing_x"])
 
 

@@ -474,3 +474,21 @@ def test_tables_only_root_is_usable_without_images(tiny_root):
 
 def test_paths_are_strings_or_paths(tiny_root):
     assert len(build_index(str(tiny_root))) == len(build_index(Path(tiny_root)))
+
+
+def test_first_file_header_reads_one_file_and_names_what_is_wrong(tmp_path):
+    from lss.data.dicom import first_file_header
+
+    folder = tmp_path / "series"
+    write_series(folder, 3)
+    ds = first_file_header(folder, ["Rows", "Columns"])
+    assert Path(ds.filename).name == sorted(p.name for p in folder.glob("*.dcm"))[0]
+    assert "PixelData" not in ds
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="No .dcm files in series folder .*empty"):
+        first_file_header(tmp_path / "empty", ["Rows"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "0.dcm").write_bytes(b"not a dicom file")
+    with pytest.raises(DataError, match=r"Not a readable DICOM file: .*bad/0\.dcm"):
+        first_file_header(bad, ["Rows"])

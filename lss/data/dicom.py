@@ -22,7 +22,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from lss.data.tables import DataError
 
-__all__ = ["SeriesHeader", "Series", "scan_series", "read_series", "decode_slice"]
+__all__ = ["SeriesHeader", "Series", "scan_series", "read_series", "decode_slice",
+           "first_file_header"]
 
 _HEADER_TAGS = [
     "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
@@ -206,6 +207,27 @@ def _list_files(series_dir: Path) -> list[Path]:
     if not files:
         raise DataError(f"No .dcm files in series folder {series_dir}")
     return files
+
+
+def first_file_header(series_dir: str | Path, tags: list[str]) -> pydicom.Dataset:
+    """``tags`` from the header of a series folder's first ``.dcm`` file (by name).
+
+    For what every file of a series shares (image size, pixel spacing, description),
+    where reading one header is enough.
+
+    Raises
+    ------
+    DataError
+        Naming the folder when it has no ``.dcm`` file, or the file when it cannot be read.
+    """
+    folder = Path(series_dir)
+    first = next(iter(sorted(folder.glob("*.dcm"))), None)
+    if first is None:
+        raise DataError(f"No .dcm files in series folder {folder}")
+    try:
+        return pydicom.dcmread(first, stop_before_pixels=True, specific_tags=list(tags))
+    except Exception as exc:  # noqa: BLE001 -- re-raised with the file named
+        raise DataError(f"Not a readable DICOM file: {first} ({exc})") from exc
 
 
 def _read(path: Path, *, pixels: bool) -> pydicom.Dataset | _FastHeader:
