@@ -42,6 +42,7 @@ import pandas as pd
 from lss.config import PreprocessConfig
 from lss.data import DataError, TensorCache, level_window, series_dir
 from lss.data.dicom import SeriesHeader, first_file_header
+from lss.model import load_model
 
 __all__ = [
     "LOCALISER_FILE",
@@ -198,13 +199,8 @@ def save_localiser(model, path: str | Path, config: LocaliserConfig | None = Non
 
 def load_localiser(path: str | Path):
     """Load a saved localiser with ``safe_mode=True`` (no Python code is deserialised)."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"Expected a '.keras' file, got '{path}'")
-    if not path.is_file():
-        raise FileNotFoundError(f"Localiser file not found: {path}")
-    return keras.models.load_model(
-        path, custom_objects={"lss>SpatialSoftArgmax": SpatialSoftArgmax}, safe_mode=True)
+    return load_model(path, custom_objects={"lss>SpatialSoftArgmax": SpatialSoftArgmax},
+                      what="Localiser")
 
 
 # --------------------------------------------------------------------------- inputs

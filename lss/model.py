@@ -457,7 +457,8 @@ def _flops(layer: layers.Layer) -> int:
     return 0
 
 
-def load_model(path: str | Path) -> keras.Model:
+def load_model(path: str | Path, *, custom_objects: dict[str, Any] | None = None,
+               what: str = "Model") -> keras.Model:
     """Load a model saved with ``model.save("....keras")``, safely.
 
     ``safe_mode=True``: a file that would deserialize a ``Lambda`` or other Python
@@ -469,14 +470,19 @@ def load_model(path: str | Path) -> keras.Model:
     path : str or Path
         A ``.keras`` file. The optimizer, loss and metrics are restored when the
         model was saved compiled.
+    custom_objects : dict, optional
+        Further custom layers the file uses (e.g. the localiser's, see
+        :func:`lss.localiser.load_localiser`).
+    what : str
+        What the file holds, for the error message of a missing file.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Expected a '.keras' file, got '{path}'")
     if not path.is_file():
-        raise FileNotFoundError(f"Model file not found: {path}")
+        raise FileNotFoundError(f"{what} file not found: {path}")
     return keras.models.load_model(
         path,
-        custom_objects={"lss>SliceAugmentation": SliceAugmentation},
+        custom_objects={"lss>SliceAugmentation": SliceAugmentation, **(custom_objects or {})},
         safe_mode=True,
     )
