@@ -26,6 +26,7 @@ __all__ = [
     "PAPER_RESULTS",
     "REAL_CLASS_COUNTS",
     "REAL_MAJORITY_SHARE",
+    "POOLINGS",
     "column_name",
     "condition_title",
     "PreprocessConfig",
@@ -56,6 +57,10 @@ REAL_CLASS_COUNTS: tuple[int, int, int] = (887, 624, 461)
 #: Share of Normal/Mild among them (887 of 1,972, 45 %): the accuracy of always
 #: answering Normal/Mild.
 REAL_MAJORITY_SHARE: float = REAL_CLASS_COUNTS[0] / sum(REAL_CLASS_COUNTS)
+
+#: How the per-slice CNN turns its last feature map into a vector: ``"average"``
+#: (GlobalAveragePooling2D, the paper) or ``"flatten"`` (see lss.model.build_cnn_lstm).
+POOLINGS: tuple[str, ...] = ("average", "flatten")
 
 #: Condition keys (snake case, as in ``train.csv``) -> spelling in the coordinate table.
 CONDITIONS: dict[str, str] = {
@@ -172,7 +177,7 @@ class TrainConfig:
             raise ValueError(
                 f"class_weight must be None, 'balanced' or 'rsna', got {self.class_weight!r}"
             )
-        if self.pooling not in ("average", "flatten"):
+        if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be 'average' or 'flatten', got {self.pooling!r}")
         object.__setattr__(self, "cnn_filters", tuple(int(f) for f in self.cnn_filters))
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 from keras import layers
 
-from lss.config import SEVERITIES
+from lss.config import POOLINGS, SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from lss.config import Config
@@ -312,7 +312,7 @@ def build_cnn_lstm(
     _check_positive_int(dense_units, "dense_units")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if pooling not in ("average", "flatten"):
+    if pooling not in POOLINGS:
         raise ValueError(f"pooling must be 'average' or 'flatten', got {pooling!r}")
     if augmentation is not None and not isinstance(augmentation, layers.Layer):
         raise ValueError(f"augmentation must be a keras Layer or None, got {augmentation!r}")

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lss.accelerate import ReadAheadDataset
+from lss.accelerate import ReadAheadDataset, describe_accelerator, precision_policy
 from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
 from lss.data import TensorCache, build_index
 from lss.data.tables import DataError
@@ -420,13 +420,7 @@ def train(
         raise FileExistsError(f"Run folder {run_dir} holds a finished run; nothing to resume "
                               f"(train again with overwrite, or into another folder)")
     loader = _check_loader(loader)
-    from lss.accelerate import precision_policy
-
-    kind = "CPU" if mixed_precision is False else None
-    if kind is None:
-        from lss.accelerate import describe_accelerator
-
-        kind = describe_accelerator()["kind"]
+    kind = "CPU" if mixed_precision is False else describe_accelerator()["kind"]
     policy = precision_policy(kind, mixed_precision)
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
