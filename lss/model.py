@@ -481,8 +481,5 @@ def load_model(path: str | Path, *, custom_objects: dict[str, Any] | None = None
         raise ValueError(f"Expected a '.keras' file, got '{path}'")
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
-    return keras.models.load_model(
-        path,
-        custom_objects={"lss>SliceAugmentation": SliceAugmentation, **(custom_objects or {})},
-        safe_mode=True,
-    )
+    objects = {"lss>SliceAugmentation": SliceAugmentation, **(custom_objects or {})}
+    return keras.models.load_model(path, custom_objects=objects, safe_mode=True)
