@@ -34,7 +34,6 @@ from lss.phantom.anatomy import (
     sample_traits,
     severity_latent,
 )
-from lss.phantom.dicom import SeriesHeader
 from lss.phantom.sagittal import FORAMEN_OFFSET_MM, SagittalSpine, foramen_pixel
 from lss.phantom.stats import (
     AXIAL_BOTTOM_SHORT_PERCENT,
@@ -44,6 +43,7 @@ from lss.phantom.stats import (
     MISSING_COORDINATE_PERCENT,
     label_columns,
 )
+from lss.phantom.writer import SeriesTags
 
 __all__ = [
     "SlicePlan",
@@ -109,7 +109,7 @@ class SeriesPlan:
 
     Parameters
     ----------
-    header : SeriesHeader
+    header : SeriesTags
         Series-level DICOM tags.
     contrast : str
         ``'T2'`` (axial), ``'T1'``, ``'T2'`` or ``'STIR'`` (sagittal).
@@ -123,7 +123,7 @@ class SeriesPlan:
         Axial only: anatomy and placement per level.
     """
 
-    header: SeriesHeader
+    header: SeriesTags
     contrast: str
     intensity: float
     noise_sigma: float
@@ -217,7 +217,7 @@ def _header(
     thickness: float,
     between: float,
     contrast: str,
-) -> tuple[SeriesHeader, float]:
+) -> tuple[SeriesTags, float]:
     """A header with a random intensity scale, rescale slope and bit depth."""
     intensity = float(rng.uniform(350.0, 2500.0))
     slope = 1.0 if rng.random() < 0.85 else float(rng.choice([0.5, 2.0, 2.5, 4.0]))
@@ -228,7 +228,7 @@ def _header(
         "T1": (float(rng.uniform(400, 700)), float(rng.uniform(8, 14)), None),
         "STIR": (float(rng.uniform(3000, 5000)), float(rng.uniform(40, 70)), 150.0),
     }[contrast]
-    header = SeriesHeader(
+    header = SeriesTags(
         study_id=study_id,
         series_id=series_id,
         description=description,

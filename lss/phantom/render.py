@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from lss.phantom.axial import AxialSeriesRenderer
-from lss.phantom.dicom import write_slice
 from lss.phantom.plan import SeriesPlan, StudyPlan, child_seeds
 from lss.phantom.sagittal import SagittalSeriesRenderer
+from lss.phantom.writer import write_slice
 
 __all__ = ["render_series", "render_study"]
 

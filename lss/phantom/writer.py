@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-__all__ = ["MR_IMAGE_STORAGE", "SeriesHeader", "phantom_uid", "write_slice"]
+__all__ = ["MR_IMAGE_STORAGE", "SeriesTags", "phantom_uid", "write_slice"]
 
 #: SOP Class UID of MR Image Storage.
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -38,8 +38,11 @@ def phantom_uid(*parts: object) -> str:
 
 
 @dataclass(frozen=True)
-class SeriesHeader:
-    """What every file of one series shares.
+class SeriesTags:
+    """The series-level tags that every file of one series shares.
+
+    (Named apart from :class:`lss.data.dicom.SeriesHeader`, which is what a loader
+    reads back from a series.)
 
     Parameters
     ----------
@@ -125,7 +128,7 @@ def _element(group: int, elem: int, vr: str, value: object) -> bytes:
 class _SeriesEncoder:
     """Pre-encodes the elements a series shares; adds the per-instance ones."""
 
-    def __init__(self, header: SeriesHeader) -> None:
+    def __init__(self, header: SeriesTags) -> None:
         h = header
         uid_study = phantom_uid(h.study_id)
         uid_series = phantom_uid(h.study_id, h.series_id)
@@ -201,13 +204,13 @@ class _SeriesEncoder:
         return b"\0" * 128 + b"DICM" + group_length + meta + body
 
 
-_ENCODERS: dict[SeriesHeader, _SeriesEncoder] = {}
+_ENCODERS: dict[SeriesTags, _SeriesEncoder] = {}
 
 
 def write_slice(
     path: str | Path,
     physical: np.ndarray,
-    header: SeriesHeader,
+    header: SeriesTags,
     *,
     instance_number: int,
     position: np.ndarray,
@@ -222,7 +225,7 @@ def write_slice(
     physical : (rows, columns) float ndarray
         Intensities after rescale (non-negative); stored as
         ``round(physical / rescale_slope)`` in uint16, clipped to ``bits_stored``.
-    header : SeriesHeader
+    header : SeriesTags
         Series-level tags.
     instance_number : int
         InstanceNumber (>= 1).
