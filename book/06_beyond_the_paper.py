@@ -77,7 +77,7 @@ import lss.experiments
 import lss.plots
 import lss.runinfo
 from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, Config
-from lss.localiser import LocaliserConfig
+from lss.config import LocaliserConfig
 
 # %% [markdown]
 # The settings. `EPOCHS = None` means the paper's 20 epochs at its learning rate of 1e-4
@@ -384,7 +384,7 @@ print(f"Paper (real RSNA 2024 data): validation accuracy {PAPER_RESULTS['val_acc
 # %%
 REAL_DATA = "/path/to/rsna-2024-lumbar-spine-degenerative-classification"
 full = lss.experiments.default_experiments(
-    base, epochs=lss.experiments.FULL_EPOCHS, class_weight=CLASS_WEIGHT, crop_mm=CROP_MM,
+    base, epochs=lss.config.PAPER_EPOCHS, class_weight=CLASS_WEIGHT, crop_mm=CROP_MM,
     roi_image_size=ROI_IMAGE_SIZE, level_slices=LEVEL_SLICES)
 print("\n".join(lss.experiments.cli_commands(REAL_DATA, "runs/experiments-rsna", full,
                                              localiser=LocaliserConfig(seed=SEED))))

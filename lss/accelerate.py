@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from lss.config import SEVERITIES
+from lss.config import PAPER_EPOCHS, SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from lss.config import Config
@@ -47,11 +47,8 @@ __all__ = [
     "batches_per_second",
     "resolve_epochs",
     "train_on_accelerator",
-    "PAPER_EPOCHS",
 ]
 
-#: Epochs the paper trains for ("up to 20"); the default of an accelerator run.
-PAPER_EPOCHS: int = 20
 _KINDS = ("GPU", "TPU", "CPU")
 
 

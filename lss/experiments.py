@@ -42,10 +42,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
+from lss.config import (
+    BOOK_EPOCHS,
+    BOOK_LEARNING_RATE,
+    BOOK_LOCALISER,
+    LOWER_IS_BETTER,
+    METRICS,
+    PAPER_EPOCHS,
+    PRIMARY_METRIC,
+    RSNA_SAMPLE_WEIGHTS,
+    SEVERITIES,
+    Config,
+    LocaliserConfig,
+)
 from lss.localiser import (
     LOCALISER_FILE,
-    LocaliserConfig,
     install_localiser,
     load_localiser,
     localiser_errors,
@@ -56,12 +67,6 @@ from lss.localiser import (
 from lss.runinfo import data_source, read_manifest, write_manifest
 
 __all__ = [
-    "PRIMARY_METRIC",
-    "METRICS",
-    "BOOK_EPOCHS",
-    "BOOK_LEARNING_RATE",
-    "BOOK_LOCALISER",
-    "FULL_EPOCHS",
     "Experiment",
     "Combination",
     "default_experiments",
@@ -84,25 +89,6 @@ __all__ = [
     "plot_localiser_examples",
     "main",
 ]
-
-#: The metric that decides which changes "helped" and which model is best. Balanced
-#: accuracy is the mean recall over the three grades: always answering the majority
-#: grade scores 1/3 however skewed the labels are, so it measures exactly the failure
-#: under study (a model that stays near the majority class).
-PRIMARY_METRIC = "balanced_accuracy"
-#: Columns of the table, in order. Higher is better except for the log losses.
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "rsna_log_loss", "log_loss")
-_LOWER_IS_BETTER = {"rsna_log_loss", "log_loss"}
-#: Epochs of every row in the full comparison (the paper's 20; early stopping as in
-#: :class:`lss.config.TrainConfig`). A GPU runs all five rows in minutes.
-FULL_EPOCHS = 20
-#: The book's small budget on a 2-core CPU: every row gets the same few epochs, at a
-#: learning rate ten times the paper's (a few dozen steps at 1e-4 move nothing).
-BOOK_EPOCHS = 6
-BOOK_LEARNING_RATE = 1e-3
-#: The book's localiser: smaller input and fewer epochs than :class:`LocaliserConfig`.
-BOOK_LOCALISER = LocaliserConfig(image_size=64, epochs=12)
-
 
 @dataclass(frozen=True)
 class Experiment:
@@ -152,7 +138,7 @@ class Combination:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
 
 
-def default_experiments(base: Config | None = None, *, epochs: int | None = FULL_EPOCHS,
+def default_experiments(base: Config | None = None, *, epochs: int | None = PAPER_EPOCHS,
                         learning_rate: float | None = None, class_weight: str = "balanced",
                         crop_mm: float = 40.0, roi_image_size: int = 64,
                         level_slices: int = 3, combination: bool = True
@@ -238,7 +224,7 @@ def combine(combination: Combination, table: pd.DataFrame,
     if combination.reference not in by_name or combination.reference not in measured.index:
         raise ValueError(f"Reference row '{combination.reference}' has not been run")
     ref = float(measured.loc[combination.reference, combination.metric])
-    lower = combination.metric in _LOWER_IS_BETTER
+    lower = combination.metric in LOWER_IS_BETTER
     helped = []
     for e in experiments:
         if e.name == combination.reference or e.name not in measured.index:
@@ -738,7 +724,7 @@ def run_experiment(
     out_dir = Path(out_dir)
     if isinstance(experiment, str):
         pool = list(experiments if experiments is not None else
-                    default_experiments(epochs=epochs if epochs is not None else FULL_EPOCHS))
+                    default_experiments(epochs=epochs if epochs is not None else PAPER_EPOCHS))
         plain = [e for e in pool if isinstance(e, Experiment)]
         found = [e for e in pool if e.name == experiment]
         if not found:
@@ -951,7 +937,7 @@ def best_row(table: pd.DataFrame, metric: str = PRIMARY_METRIC) -> pd.Series:
     models = table[(table["kind"] == "model") & table[metric].notna()]
     if models.empty:
         raise ValueError("The table has no scored model rows")
-    sign = 1 if metric in _LOWER_IS_BETTER else -1
+    sign = 1 if metric in LOWER_IS_BETTER else -1
     order = models.assign(_m=sign * models[metric], _pos=range(len(models)))
     return order.sort_values(["_m", "rsna_log_loss", "_pos"]).iloc[0].drop(["_m", "_pos"])
 
@@ -967,7 +953,7 @@ def summarise(table: pd.DataFrame, *, reference: str = "paper",
     models = table[(table["kind"] == "model") & table[metric].notna()]
     refs = table[table["kind"] == "reference"].set_index("experiment")
     ref = models.set_index("experiment").loc[reference]
-    lower = metric in _LOWER_IS_BETTER
+    lower = metric in LOWER_IS_BETTER
     name = metric.replace("_", " ")
 
     def names(rows: pd.DataFrame) -> str:
@@ -1045,10 +1031,10 @@ def plot_experiment_table(table: pd.DataFrame, *, data_label: str,
         for name, style in (("majority", "--"), ("prior", ":"), ("weighted_prior", "-.")):
             if name in refs.index and pd.notna(refs.loc[name, metric]):
                 ax.axvline(refs.loc[name, metric], color="k", linestyle=style, label=name)
-        if metric not in _LOWER_IS_BETTER:
+        if metric not in LOWER_IS_BETTER:
             ax.set_xlim(0, 1)
         ax.set_title(metric.replace("_", " ") + (" (lower is better)"
-                                                 if metric in _LOWER_IS_BETTER else ""),
+                                                 if metric in LOWER_IS_BETTER else ""),
                      fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="lower right")
@@ -1110,7 +1096,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="runs/experiments", help="output folder (%(default)s)")
     p.add_argument("--row", action="append", help="run only this row (repeatable); "
                    "default: every row, then the table")
-    p.add_argument("--epochs", type=int, default=FULL_EPOCHS,
+    p.add_argument("--epochs", type=int, default=PAPER_EPOCHS,
                    help="epochs of every row (default %(default)s, the paper's)")
     p.add_argument("--learning-rate", type=float, default=None,
                    help="learning rate of every row (default: the paper's 1e-4)")

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lss.config import REAL_CLASS_COUNTS, SEVERITIES, condition_title
+from lss.config import PAPER_EPOCHS, REAL_CLASS_COUNTS, SEVERITIES, condition_title
 
 __all__ = [
     "describe_prediction",
@@ -913,7 +913,7 @@ def paper_comparison(history: pd.DataFrame, *, majority_accuracy: float, data_la
     paper = "paper (RSNA 2024 real scans, as reported)"
     run = f"this run ({data_label.strip()})"
     rows = {
-        "epochs": (20, len(h)),
+        "epochs": (PAPER_EPOCHS, len(h)),
         "train loss, first epoch": (PAPER_RESULTS["train_loss_first_epoch"], h["loss"].iloc[0]),
         "train loss, last epoch": (PAPER_RESULTS["train_loss_last_epoch"], h["loss"].iloc[-1]),
         "val loss, first epoch": (PAPER_RESULTS["val_loss_first_epoch"], h["val_loss"].iloc[0]),
@@ -955,7 +955,6 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from lss.accelerate import PAPER_EPOCHS
     from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE
 
     paper_comparison(history, majority_accuracy=majority_accuracy,

@@ -39,14 +39,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lss.config import PreprocessConfig
+from lss.config import LocaliserConfig, PreprocessConfig
 from lss.data import DataError, TensorCache, level_window, series_dir
 from lss.data.dicom import SeriesHeader, first_file_header
 from lss.model import load_model
 
 __all__ = [
     "LOCALISER_FILE",
-    "LocaliserConfig",
     "LocaliserErrors",
     "SpatialSoftArgmax",
     "build_localiser",
@@ -69,57 +68,6 @@ log = logging.getLogger("lss")
 
 #: File name of the localiser inside a run folder (an ROI run uses it automatically).
 LOCALISER_FILE = "localiser.keras"
-
-
-@dataclass(frozen=True)
-class LocaliserConfig:
-    """Settings of the localiser.
-
-    Parameters
-    ----------
-    image_size : int
-        The labelled slice is resized to ``image_size`` squared (a multiple of 4).
-    filters : tuple of int
-        Convolution widths; the score grid is ``image_size / 4`` cells on a side.
-    epochs, batch_size, learning_rate : int, int, float
-        Adam on the mean absolute error of (u, v); no validation data (the training
-        split's points are all it may see).
-    shift : float
-        Random translation in training, up to this fraction of the image in x and y
-        (the target moves with the image). No flips: the recess has a side.
-    seed : int
-    """
-
-    image_size: int = 96
-    filters: tuple[int, ...] = (16, 32, 64)
-    epochs: int = 40
-    batch_size: int = 16
-    learning_rate: float = 2e-3
-    shift: float = 0.1
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        if self.image_size < 16 or self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 and >= 16, got {self.image_size}")
-        if len(self.filters) < 2:
-            raise ValueError(f"filters needs at least 2 entries, got {self.filters}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
-                             f"{self.batch_size}")
-        if not 0 <= self.shift < 0.5:
-            raise ValueError(f"shift must be in [0, 0.5), got {self.shift}")
-        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LocaliserConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"Unknown key(s) in localiser config: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 # --------------------------------------------------------------------------- model

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+from lss.config import PAPER_EPOCHS
 from lss.accelerate import (
-    PAPER_EPOCHS,
     ArrayBatches,
     batches_per_second,
     describe_accelerator,

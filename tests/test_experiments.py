@@ -29,7 +29,8 @@ from lss.experiments import (
     run_experiments,
     summarise,
 )
-from lss.localiser import LOCALISER_FILE, LocaliserConfig, centres_for_series, run_localiser
+from lss.config import LocaliserConfig
+from lss.localiser import LOCALISER_FILE, centres_for_series, run_localiser
 from lss.metrics import classification_report, rsna_log_loss
 from lss.train import split_by_study, train
 

@@ -10,8 +10,8 @@ import pytest
 from dicom_factory import write_slice, write_tables
 
 from lss.data import build_index
+from lss.config import LocaliserConfig
 from lss.localiser import (
-    LocaliserConfig,
     SpatialSoftArgmax,
     build_localiser,
     from_unit,

@@ -7,19 +7,13 @@ Public API (documented in the README):
 * :func:`read_series` and :func:`scan_series` -- a series in spatial order;
 * :func:`level_window` -- the model input for one study;
 * :class:`TensorCache` -- preprocessed windows on disk;
-* :class:`DataError` -- raised for bad input, naming the file, study or series.
+* :class:`DataError` -- raised for bad input, naming the file, study or series
+  (defined in :mod:`lss.errors`, re-exported here).
 """
 
-from lss.data.cache import CacheStats, TensorCache, WorkerDied, default_cache_dir
+from lss.data.cache import CacheStats, TensorCache, default_cache_dir
 from lss.data.dicom import Series, SeriesHeader, decode_slice, read_series, scan_series
-from lss.data.tables import (
-    SERIES_FOR_CONDITION,
-    DataError,
-    Tables,
-    build_index,
-    load_tables,
-    series_dir,
-)
+from lss.data.tables import Tables, build_index, load_tables, series_dir
 from lss.data.window import (
     Window,
     crop_slice,
@@ -28,6 +22,7 @@ from lss.data.window import (
     scale_unit,
     window_indices,
 )
+from lss.errors import DataError, WorkerDied
 
 __all__ = [
     "DataError",
@@ -35,7 +30,6 @@ __all__ = [
     "load_tables",
     "build_index",
     "series_dir",
-    "SERIES_FOR_CONDITION",
     "Series",
     "SeriesHeader",
     "read_series",

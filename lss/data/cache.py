@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from lss.config import PreprocessConfig
-from lss.data.tables import DataError, series_dir
+from lss.data.tables import series_dir
 from lss.data.window import level_window
+from lss.errors import DataError, WorkerDied
 
-__all__ = ["TensorCache", "CacheStats", "WorkerDied", "default_cache_dir"]
+__all__ = ["TensorCache", "CacheStats", "default_cache_dir"]
 
 log = logging.getLogger("lss")
 
@@ -201,10 +202,6 @@ def _remove_stale_temporaries(folder: Path) -> int:
         except FileNotFoundError:
             pass  # its writer renamed or removed it meanwhile
     return removed
-
-
-class WorkerDied(RuntimeError):
-    """A preprocessing worker process ended without an answer (killed, out of memory)."""
 
 
 class TensorCache:

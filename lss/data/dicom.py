@@ -20,7 +20,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from lss.data.tables import DataError
+from lss.errors import DataError
 
 __all__ = ["SeriesHeader", "Series", "scan_series", "read_series", "decode_slice",
            "first_file_header"]

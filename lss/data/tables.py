@@ -24,16 +24,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lss.config import CONDITIONS, LABEL_MAP, LEVELS, SERIES_DESCRIPTIONS, column_name
+from lss.config import (
+    CONDITIONS,
+    LABEL_MAP,
+    LEVELS,
+    SERIES_DESCRIPTIONS,
+    SERIES_FOR_CONDITION,
+    column_name,
+)
+from lss.errors import DataError
 
 __all__ = [
-    "DataError",
     "Tables",
     "load_tables",
     "build_index",
     "series_dir",
     "TRAIN_COLUMNS",
-    "SERIES_FOR_CONDITION",
 ]
 
 log = logging.getLogger("lss")
@@ -44,24 +50,6 @@ TRAIN_COLUMNS: tuple[str, ...] = ("study_id",) + tuple(
 )
 _SERIES_COLUMNS = ("study_id", "series_id", "series_description")
 _COORD_COLUMNS = ("study_id", "series_id", "instance_number", "condition", "level", "x", "y")
-
-#: The series description on which each condition is labelled in RSNA 2024.
-SERIES_FOR_CONDITION: dict[str, str] = {
-    "spinal_canal_stenosis": "Sagittal T2/STIR",
-    "left_neural_foraminal_narrowing": "Sagittal T1",
-    "right_neural_foraminal_narrowing": "Sagittal T1",
-    "left_subarticular_stenosis": "Axial T2",
-    "right_subarticular_stenosis": "Axial T2",
-}
-
-
-class DataError(ValueError):
-    """Bad input data: a missing or malformed file, table, series or value.
-
-    The message always names the file, study or series concerned, so that the
-    command line can print it as a one-line error.
-    """
-
 
 @dataclass(frozen=True)
 class Tables:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from lss.config import PreprocessConfig
 from lss.data.dicom import SeriesHeader, _read, _scan, decode_slice
-from lss.data.tables import DataError
+from lss.errors import DataError
 
 __all__ = ["window_indices", "resize_slice", "crop_slice", "scale_unit", "level_window",
            "Window"]
