@@ -379,7 +379,7 @@ def _full_decode(path):
     (12, 1, "MONOCHROME2", 1.0, 0.0), (16, 0, "MONOCHROME1", 0.5, 10.0)])
 def test_fast_header_decodes_exactly_as_pydicom(tmp_path, bits, signed, photometric, slope,
                                                 intercept):
-    from lss.data.dicom import _fast_header, _FastHeader
+    from lss.data._fastdicom import FastHeader, fast_header
 
     raw = np.random.default_rng(bits).integers(0, 2**16, (7, 9)).astype(np.uint16)
     path = write_slice(tmp_path / "1.dcm", raw, instance=3, position=(1.5, -2, 7.25),
@@ -387,8 +387,8 @@ def test_fast_header_decodes_exactly_as_pydicom(tmp_path, bits, signed, photomet
     ds = pydicom.dcmread(path)
     ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, signed
     ds.save_as(path)
-    fast = _fast_header(path)
-    assert isinstance(fast, _FastHeader)
+    fast = fast_header(path)
+    assert isinstance(fast, FastHeader)
     np.testing.assert_array_equal(decode_slice(fast, path), _full_decode(path))
     slow = pydicom.dcmread(path, defer_size=1024)
     for a, b in zip(_geometry(fast, path), _geometry(slow, path), strict=True):
@@ -396,14 +396,14 @@ def test_fast_header_decodes_exactly_as_pydicom(tmp_path, bits, signed, photomet
 
 
 def test_fast_header_equals_pydicom_on_every_phantom_file(tmp_path):
-    from lss.data.dicom import _fast_header
+    from lss.data._fastdicom import fast_header
     from lss.phantom import make_phantom
 
     root = make_phantom(tmp_path / "ph", n_studies=2, n_test_studies=0, workers=1)
     files = sorted((root / "train_images").rglob("*.dcm"))
     assert len(files) > 20
     for path in files:
-        fast = _fast_header(path)
+        fast = fast_header(path)
         assert fast is not None, path  # the phantom's files take the fast path
         slow = pydicom.dcmread(path, defer_size=1024)
         for a, b in zip(_geometry(fast, path), _geometry(slow, path), strict=True):
@@ -415,14 +415,14 @@ def test_fast_header_leaves_unusual_files_to_pydicom(tmp_path):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
-    from lss.data.dicom import _fast_header
+    from lss.data._fastdicom import fast_header
 
     implicit = write_slice(tmp_path / "i.dcm", np.ones((4, 4), np.uint16), instance=1,
                            position=(0, 0, 0))
     ds = pydicom.dcmread(implicit)
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     ds.save_as(implicit, enforce_file_format=True)
-    assert _fast_header(implicit) is None
+    assert fast_header(implicit) is None
 
     seq = write_slice(tmp_path / "s.dcm", np.ones((4, 4), np.uint16), instance=1,
                       position=(0, 0, 0))
@@ -433,11 +433,11 @@ def test_fast_header_leaves_unusual_files_to_pydicom(tmp_path):
     ds["ReferencedImageSequence"].is_undefined_length = True  # delimited, as many writers do
     ds.save_as(seq, enforce_file_format=True)
     assert b"\xfe\xff\xdd\xe0" in seq.read_bytes()  # the sequence delimiter is there
-    assert _fast_header(seq) is None
+    assert fast_header(seq) is None
     # ... and the files are still read right, by pydicom
     for path in (implicit, seq):
         np.testing.assert_array_equal(decode_slice(_read(path, pixels=False), path),
                                       np.ones((4, 4), np.float32))
 
     (tmp_path / "x.dcm").write_bytes(b"\0" * 200)
-    assert _fast_header(tmp_path / "x.dcm") is None
+    assert fast_header(tmp_path / "x.dcm") is None

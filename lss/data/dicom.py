@@ -10,7 +10,6 @@ give that order in the RSNA data.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,13 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from lss.data._fastdicom import (
+    FastHeader,
+    fast_header,
+    fast_pixels,
+    plain_frame_layout,
+    stored_values,
+)
 from lss.errors import DataError
 
 __all__ = ["SeriesHeader", "Series", "scan_series", "read_series", "decode_slice",
@@ -31,123 +37,6 @@ _HEADER_TAGS = [
 ]
 _DEFER_BYTES = 1024
 _NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-
-# The tags lss reads, by (group, element), for the fast header parser below.
-_FAST_TAGS = {
-    (0x0020, 0x0013): "InstanceNumber", (0x0020, 0x0032): "ImagePositionPatient",
-    (0x0020, 0x0037): "ImageOrientationPatient", (0x0028, 0x0002): "SamplesPerPixel",
-    (0x0028, 0x0004): "PhotometricInterpretation", (0x0028, 0x0008): "NumberOfFrames",
-    (0x0028, 0x0010): "Rows", (0x0028, 0x0011): "Columns", (0x0028, 0x0030): "PixelSpacing",
-    (0x0028, 0x0100): "BitsAllocated", (0x0028, 0x0101): "BitsStored",
-    (0x0028, 0x0103): "PixelRepresentation", (0x0028, 0x1052): "RescaleIntercept",
-    (0x0028, 0x1053): "RescaleSlope",
-}
-_US_TAGS = {"SamplesPerPixel", "Rows", "Columns", "BitsAllocated", "BitsStored",
-            "PixelRepresentation"}
-# Explicit VR with a 4-byte length (after 2 reserved bytes); all others have 2 bytes.
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-             b"UT", b"UV"}
-_FIRST_READ = 16384
-
-
-class _FastHeader:
-    """The tags lss needs from an uncompressed Explicit VR Little Endian file, and where
-    its pixel data starts, parsed straight from the bytes (see :func:`_fast_header`).
-
-    Behaves like the few parts of a ``pydicom.Dataset`` that ordering and decoding use:
-    ``keyword in h``, ``h.get(keyword, default)`` and ``h.Rows``.
-    """
-
-    __slots__ = ("values", "pixel_offset", "pixel_length")
-
-    def __init__(self, values: dict, pixel_offset: int | None, pixel_length: int) -> None:
-        self.values, self.pixel_offset, self.pixel_length = values, pixel_offset, pixel_length
-
-    def __contains__(self, keyword: str) -> bool:
-        if keyword == "PixelData":
-            return self.pixel_offset is not None
-        return keyword in self.values
-
-    def get(self, keyword: str, default=None):
-        return self.values.get(keyword, default)
-
-    def __getattr__(self, keyword: str):
-        try:
-            return self.values[keyword]
-        except KeyError:
-            raise AttributeError(keyword) from None
-
-
-def _fast_header(path: Path) -> _FastHeader | None:
-    """Parse the header of a plain MR file without pydicom, or None to use pydicom.
-
-    pydicom's general reader spends about 0.6 ms per file building a full dataset; the
-    slices of a series must all be ordered before one is decoded, so that cost paid for
-    every file was most of a cold cache fill. This reads only what :func:`_geometry` and
-    :func:`decode_slice` use, and only for the simple, common case: a preamble and
-    ``DICM``, Explicit VR Little Endian, no undefined-length element before the pixel
-    data. Anything else -- or anything odd -- returns None, and pydicom reads the file
-    (and reports any error) as before; tests check both give the same results.
-    """
-    try:
-        with open(path, "rb") as f:
-            buf = f.read(_FIRST_READ)
-            if len(buf) < 132 or buf[128:132] != b"DICM":
-                return None
-            size = os.fstat(f.fileno()).st_size
-            pos, values, ts, pixel = 132, {}, None, None
-            while True:
-                if pos + 8 > len(buf):
-                    if len(buf) >= size:
-                        break  # end of file, no pixel data
-                    buf += f.read()
-                    continue
-                group, element = struct.unpack_from("<HH", buf, pos)
-                vr = buf[pos + 4:pos + 6]
-                if not (vr.isalpha() and vr.isupper()):
-                    return None  # implicit VR or garbage: leave it to pydicom
-                if vr in _LONG_VRS:
-                    (length,) = struct.unpack_from("<I", buf, pos + 8)
-                    start = pos + 12
-                else:
-                    (length,) = struct.unpack_from("<H", buf, pos + 6)
-                    start = pos + 8
-                if length == 0xFFFFFFFF:
-                    return None  # undefined length (a sequence, encapsulated pixels)
-                if group == 0x7FE0 and element == 0x0010:
-                    pixel = (start, length)
-                    break
-                if group != 0x0002 and ts != ExplicitVRLittleEndian:
-                    return None
-                if start + length > len(buf):
-                    if len(buf) >= size:
-                        return None  # cut short inside the header
-                    buf += f.read()
-                    continue
-                raw = buf[start:start + length]
-                if group == 0x0002 and element == 0x0010:
-                    ts = raw.rstrip(b" \0").decode("ascii")
-                name = _FAST_TAGS.get((group, element))
-                if name in _US_TAGS:
-                    if length != 2:
-                        return None
-                    values[name] = struct.unpack("<H", raw)[0]
-                elif name == "PhotometricInterpretation":
-                    values[name] = raw.decode("ascii").strip(" \0")
-                elif name is not None:
-                    text = raw.decode("ascii").strip(" \0")
-                    if text:  # an empty value is as good as absent
-                        numbers = [float(v) for v in text.split("\\")]
-                        values[name] = numbers[0] if len(numbers) == 1 else numbers
-                pos = start + length
-    except (OSError, ValueError, UnicodeDecodeError, struct.error):
-        return None
-    if pixel is not None and pixel[0] + pixel[1] > size:
-        raise DataError(f"Truncated DICOM file: {path} (its pixel data should have "
-                        f"{pixel[1]} bytes, {max(size - pixel[0], 0)} are there)")
-    return _FastHeader(values, None if pixel is None else pixel[0],
-                       0 if pixel is None else pixel[1])
-
 
 @dataclass(frozen=True)
 class SeriesHeader:
@@ -230,13 +119,13 @@ def first_file_header(series_dir: str | Path, tags: list[str]) -> pydicom.Datase
         raise DataError(f"Not a readable DICOM file: {first} ({exc})") from exc
 
 
-def _read(path: Path, *, pixels: bool) -> pydicom.Dataset | _FastHeader:
+def _read(path: Path, *, pixels: bool) -> pydicom.Dataset | FastHeader:
     """One file: all of it, or (``pixels=False``) its header, with every value over
     1 KB (the pixel data) left unread in the file until it is accessed. Reading a
     header that way costs no more than ``stop_before_pixels``, and decoding such a
     dataset later reads only its pixel data rather than parsing the file again."""
     if not pixels:
-        fast = _fast_header(path)
+        fast = fast_header(path)
         if fast is not None:
             return fast
     try:
@@ -265,7 +154,7 @@ def _numbers(ds: pydicom.Dataset, keyword: str) -> np.ndarray:
     ``DSfloat`` objects cost about 20 us each, which made ordering a series cost as
     much as decoding it. Anything else goes through pydicom's own conversion.
     """
-    if isinstance(ds, _FastHeader):
+    if isinstance(ds, FastHeader):
         return np.array(ds.values[keyword], dtype=float, ndmin=1)
     elem = ds.get_item(keyword)
     raw = getattr(elem, "value", None)
@@ -324,30 +213,6 @@ def _order(paths: list[Path], headers: list[pydicom.Dataset], series_dir: Path):
     return order, inst[order], pos[order], geo[0][3], geo[0][4]
 
 
-def _plain_frame_layout(ds) -> tuple[int, int, int, str] | None:
-    """``(rows, cols, bits_stored, dtype)`` of one uncompressed 16-bit greyscale frame,
-    the case :func:`_native_pixels` and :func:`_fast_pixels` read themselves, or None
-    for any other kind of pixel data (a pydicom dataset or a :class:`_FastHeader`)."""
-    if (ds.get("SamplesPerPixel", 1) != 1 or ds.get("BitsAllocated") != 16
-            or ds.get("PixelRepresentation") not in (0, 1)
-            or int(ds.get("NumberOfFrames", 1) or 1) != 1):
-        return None
-    rows, cols, bits = ds.get("Rows"), ds.get("Columns"), ds.get("BitsStored")
-    if not (isinstance(rows, int) and isinstance(cols, int) and isinstance(bits, int)
-            and rows > 0 and cols > 0 and 0 < bits <= 16):
-        return None
-    return rows, cols, bits, "<i2" if ds.get("PixelRepresentation") == 1 else "<u2"
-
-
-def _stored_values(flat: np.ndarray, rows: int, cols: int, bits: int) -> np.ndarray:
-    """A frame's stored values as ``pixel_array`` gives them: unused high bits cleared
-    (unsigned) or sign-extended (signed)."""
-    arr = flat.reshape(rows, cols)
-    if bits < 16:
-        arr = (arr << (16 - bits)) >> (16 - bits)
-    return arr
-
-
 def _native_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
     """The stored values of an uncompressed little-endian 16-bit greyscale frame, read
     straight from the buffer, or None for any other kind of pixel data.
@@ -357,29 +222,14 @@ def _native_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
     """
     if ds.file_meta.get("TransferSyntaxUID") not in _NATIVE_LITTLE_ENDIAN:
         return None
-    layout = _plain_frame_layout(ds)
+    layout = plain_frame_layout(ds)
     if layout is None:
         return None
     rows, cols, bits, dtype = layout
     data = ds.PixelData
     if len(data) < 2 * rows * cols:
         return None  # let pydicom say what is missing
-    return _stored_values(np.frombuffer(data, dtype=dtype, count=rows * cols), rows, cols, bits)
-
-
-def _fast_pixels(h: _FastHeader, path: Path) -> np.ndarray | None:
-    """The stored values of a plain 16-bit greyscale frame, read at the header's pixel
-    offset (as :func:`_native_pixels` does from a pydicom dataset), or None."""
-    layout = _plain_frame_layout(h)
-    if layout is None:
-        return None
-    rows, cols, bits, dtype = layout
-    if h.pixel_length < 2 * rows * cols:
-        return None
-    flat = np.fromfile(path, dtype=dtype, count=rows * cols, offset=h.pixel_offset)
-    if flat.size != rows * cols:
-        raise DataError(f"Truncated DICOM file: {path}")
-    return _stored_values(flat, rows, cols, bits)
+    return stored_values(np.frombuffer(data, dtype=dtype, count=rows * cols), rows, cols, bits)
 
 
 def decode_slice(ds: pydicom.Dataset, path: Path) -> np.ndarray:
@@ -390,8 +240,8 @@ def decode_slice(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     """
     if "PixelData" not in ds:
         raise DataError(f"No PixelData in {path}")
-    if isinstance(ds, _FastHeader):
-        arr = _fast_pixels(ds, path)
+    if isinstance(ds, FastHeader):
+        arr = fast_pixels(ds, path)
         if arr is None:  # not the plain 16-bit case: let pydicom decode the whole file
             return decode_slice(_read(path, pixels=True), path)
         return _to_float(arr, ds)
