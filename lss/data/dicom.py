@@ -29,7 +29,7 @@ from lss.data._fastdicom import (
 from lss.errors import DataError
 
 __all__ = ["SeriesHeader", "Series", "scan_series", "read_series", "decode_slice",
-           "first_file_header"]
+           "first_file_header", "list_dicom_files"]
 
 _HEADER_TAGS = [
     "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
@@ -83,14 +83,53 @@ class Series(SeriesHeader):
     volume: np.ndarray = None  # type: ignore[assignment]
 
 
-def _list_files(series_dir: Path) -> list[Path]:
-    if not series_dir.is_dir():
-        raise DataError(f"Series folder not found: {series_dir}")
+def _is_dicom_name(name: str) -> bool:
+    """``*.dcm`` in any case, not hidden (``._1.dcm`` is a macOS resource fork)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() == ".dcm"
+
+
+def _entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The DICOM files and the other visible entries of a folder, each sorted by name.
+
+    Names starting with a dot (``.DS_Store``, ``._1.dcm``) are editor and OS droppings,
+    never image data, and are in neither list.
+    """
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise DataError(f"Series folder not found: {folder}") from exc
     files, strays = [], []
-    for p in series_dir.iterdir():
-        if p.name.startswith("."):
-            continue  # editor and OS droppings (.DS_Store); never image data
-        (files if p.suffix.lower() == ".dcm" and p.is_file() else strays).append(p)
+    for e in entries:
+        if not e.name.startswith("."):
+            (files if _is_dicom_name(e.name) and e.is_file() else strays).append(
+                folder / e.name)
+    return files, strays
+
+
+def list_dicom_files(folder: str | Path) -> list[Path]:
+    """The DICOM files of a series folder: the one file-listing rule of ``lss``.
+
+    Regular files (or links to them) whose name ends in ``.dcm`` in any case (``1.dcm``,
+    ``1.DCM``) and does not start with a dot, sorted by name (code point order), so that
+    the same folder lists the same files in the same order on every file system.
+
+    Raises
+    ------
+    DataError
+        ``Series folder not found`` when ``folder`` is not a directory.
+
+    Examples
+    --------
+    >>> [p.name for p in list_dicom_files(folder)]  # doctest: +SKIP
+    ['1.dcm', '10.DCM', '2.dcm']
+    """
+    return _entries(Path(folder))[0]
+
+
+def _list_files(series_dir: Path) -> list[Path]:
+    """:func:`list_dicom_files`, refusing a folder with other entries or none."""
+    files, strays = _entries(series_dir)
     if strays:
         raise DataError(f"Unexpected non-.dcm entry {strays[0]} in series folder {series_dir}")
     if not files:
@@ -99,7 +138,8 @@ def _list_files(series_dir: Path) -> list[Path]:
 
 
 def first_file_header(series_dir: str | Path, tags: list[str]) -> pydicom.Dataset:
-    """``tags`` from the header of a series folder's first ``.dcm`` file (by name).
+    """``tags`` from the header of a series folder's first DICOM file (by name, see
+    :func:`list_dicom_files`).
 
     For what every file of a series shares (image size, pixel spacing, description),
     where reading one header is enough.
@@ -107,12 +147,14 @@ def first_file_header(series_dir: str | Path, tags: list[str]) -> pydicom.Datase
     Raises
     ------
     DataError
-        Naming the folder when it has no ``.dcm`` file, or the file when it cannot be read.
+        Naming the folder when it is missing or has no ``.dcm`` file, or the file when it
+        cannot be read.
     """
     folder = Path(series_dir)
-    first = next(iter(sorted(folder.glob("*.dcm"))), None)
-    if first is None:
+    files = list_dicom_files(folder)
+    if not files:
         raise DataError(f"No .dcm files in series folder {folder}")
+    first = files[0]
     try:
         return pydicom.dcmread(first, stop_before_pixels=True, specific_tags=list(tags))
     except Exception as exc:  # noqa: BLE001 -- re-raised with the file named

@@ -32,6 +32,7 @@ from lss.config import (
     SERIES_FOR_CONDITION,
     column_name,
 )
+from lss.data.dicom import list_dicom_files
 from lss.errors import DataError
 
 __all__ = [
@@ -229,7 +230,8 @@ def build_index(
     level : str
         One of :data:`lss.config.LEVELS`.
     check_images : bool
-        Check that each chosen series folder exists and holds ``.dcm`` files. Set False
+        Check that each chosen series folder exists and holds ``.dcm`` files (any case, see
+        :func:`lss.data.dicom.list_dicom_files`). Set False
         for a root with tables only (such as the label tables without images).
     on_missing_label : {"report", "raise"}
         Studies whose label is empty in ``train.csv`` are excluded and listed in
@@ -319,7 +321,7 @@ def build_index(
         ok = np.ones(len(df), dtype=bool)
         for i, (study_id, sid) in enumerate(zip(df["study_id"], df["series_id"], strict=True)):
             folder = series_dir(tables.root, study_id, sid)
-            if folder.is_dir() and any(folder.glob("*.dcm")):
+            if folder.is_dir() and list_dicom_files(folder):
                 continue
             what = "has no .dcm files" if folder.is_dir() else "is missing"
             if on_missing_images == "raise":
