@@ -27,8 +27,12 @@ def write_slice(
     photometric: str = "MONOCHROME2",
     transfer_syntax: str = ExplicitVRLittleEndian,
     with_pixels: bool = True,
+    series_uid: str | None = None,
 ) -> Path:
-    """Write one MR slice; ``pixels`` are the stored (pre-rescale) uint16 values."""
+    """Write one MR slice; ``pixels`` are the stored (pre-rescale) uint16 values.
+
+    ``series_uid`` sets SeriesInstanceUID (left out by default, as lss does not need it).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
@@ -39,6 +43,8 @@ def write_slice(
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "MR"
     ds.SeriesDescription = "Axial T2"
+    if series_uid is not None:
+        ds.SeriesInstanceUID = series_uid
     ds.InstanceNumber = instance
     ds.ImagePositionPatient = [float(v) for v in position]
     ds.ImageOrientationPatient = [float(v) for v in orientation]
@@ -129,7 +135,26 @@ def write_tables(root: Path, studies: dict[int, dict]) -> None:
         root / "train_label_coordinates.csv", index=False)
 
 
-__all__ = ["write_slice", "write_series", "write_tables", "pydicom", "JPEG2000"]
+def rewrite(path: Path, transfer_syntax: str) -> Path:
+    """Save a file again in another (uncompressed) transfer syntax: Implicit VR files take
+    pydicom's path through :mod:`lss.data.dicom`, Explicit VR LE ones the fast parser."""
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def patch_bytes(path: Path, old: bytes, new: bytes) -> Path:
+    """Replace the one occurrence of ``old`` in a file by ``new`` of the same length, as a
+    broken writer (or a hand edit) leaves a value, without pydicom validating it."""
+    raw = path.read_bytes()
+    assert len(old) == len(new) and raw.count(old) == 1, (old, raw.count(old))
+    path.write_bytes(raw.replace(old, new))
+    return path
+
+
+__all__ = ["write_slice", "write_series", "write_tables", "rewrite", "patch_bytes", "pydicom",
+           "JPEG2000"]
 
 
 def write_labelled_root(root: Path, n_studies: int = 16, *, n_slices: int = 4, size: int = 16,

@@ -26,6 +26,7 @@ _FIRST_READ = 16384
 
 # The tags lss reads, by (group, element), for the fast header parser below.
 _FAST_TAGS = {
+    (0x0020, 0x000E): "SeriesInstanceUID",
     (0x0020, 0x0013): "InstanceNumber", (0x0020, 0x0032): "ImagePositionPatient",
     (0x0020, 0x0037): "ImageOrientationPatient", (0x0028, 0x0002): "SamplesPerPixel",
     (0x0028, 0x0004): "PhotometricInterpretation", (0x0028, 0x0008): "NumberOfFrames",
@@ -36,10 +37,10 @@ _FAST_TAGS = {
 }
 _US_TAGS = {"SamplesPerPixel", "Rows", "Columns", "BitsAllocated", "BitsStored",
             "PixelRepresentation"}
+_TEXT_TAGS = {"PhotometricInterpretation", "SeriesInstanceUID"}
 # Explicit VR with a 4-byte length (after 2 reserved bytes); all others have 2 bytes.
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
              b"UT", b"UV"}
-_FIRST_READ = 16384
 
 
 class FastHeader:
@@ -85,58 +86,74 @@ def fast_header(path: Path) -> FastHeader | None:
             if len(buf) < 132 or buf[128:132] != b"DICM":
                 return None
             size = os.fstat(f.fileno()).st_size
-            pos, values, ts, pixel = 132, {}, None, None
-            while True:
-                if pos + 8 > len(buf):
-                    if len(buf) >= size:
-                        break  # end of file, no pixel data
-                    buf += f.read()
-                    continue
-                group, element = struct.unpack_from("<HH", buf, pos)
-                vr = buf[pos + 4:pos + 6]
-                if not (vr.isalpha() and vr.isupper()):
-                    return None  # implicit VR or garbage: leave it to pydicom
-                if vr in _LONG_VRS:
-                    (length,) = struct.unpack_from("<I", buf, pos + 8)
-                    start = pos + 12
-                else:
-                    (length,) = struct.unpack_from("<H", buf, pos + 6)
-                    start = pos + 8
-                if length == 0xFFFFFFFF:
-                    return None  # undefined length (a sequence, encapsulated pixels)
-                if group == 0x7FE0 and element == 0x0010:
-                    pixel = (start, length)
-                    break
-                if group != 0x0002 and ts != ExplicitVRLittleEndian:
-                    return None
-                if start + length > len(buf):
-                    if len(buf) >= size:
-                        return None  # cut short inside the header
-                    buf += f.read()
-                    continue
-                raw = buf[start:start + length]
-                if group == 0x0002 and element == 0x0010:
-                    ts = raw.rstrip(b" \0").decode("ascii")
-                name = _FAST_TAGS.get((group, element))
-                if name in _US_TAGS:
-                    if length != 2:
-                        return None
-                    values[name] = struct.unpack("<H", raw)[0]
-                elif name == "PhotometricInterpretation":
-                    values[name] = raw.decode("ascii").strip(" \0")
-                elif name is not None:
-                    text = raw.decode("ascii").strip(" \0")
-                    if text:  # an empty value is as good as absent
-                        numbers = [float(v) for v in text.split("\\")]
-                        values[name] = numbers[0] if len(numbers) == 1 else numbers
-                pos = start + length
+            parsed = _parse(f, buf, size)
     except (OSError, ValueError, UnicodeDecodeError, struct.error):
         return None
+    if parsed is None:
+        return None
+    values, pixel = parsed
     if pixel is not None and pixel[0] + pixel[1] > size:
         raise DataError(f"Truncated DICOM file: {path} (its pixel data should have "
                         f"{pixel[1]} bytes, {max(size - pixel[0], 0)} are there)")
     return FastHeader(values, None if pixel is None else pixel[0],
-                       0 if pixel is None else pixel[1])
+                      0 if pixel is None else pixel[1])
+
+
+def _parse(f, buf: bytes, size: int) -> tuple[dict, tuple[int, int] | None] | None:
+    """Walk the elements after ``DICM`` up to the pixel data, reading more of ``f`` as
+    needed: the tags of :data:`_FAST_TAGS` and the pixel data's ``(offset, length)``, or
+    None for anything the fast path does not handle."""
+    pos, values, ts = 132, {}, None
+    while True:
+        if pos + 8 > len(buf):
+            if len(buf) >= size:
+                return values, None  # end of file, no pixel data
+            buf += f.read()
+            continue
+        group, element = struct.unpack_from("<HH", buf, pos)
+        vr = buf[pos + 4:pos + 6]
+        if not (vr.isalpha() and vr.isupper()):
+            return None  # implicit VR or garbage: leave it to pydicom
+        long_vr = vr in _LONG_VRS
+        (length,) = struct.unpack_from("<I" if long_vr else "<H", buf, pos + (8 if long_vr else 6))
+        start = pos + (12 if long_vr else 8)
+        if length == 0xFFFFFFFF:
+            return None  # undefined length (a sequence, encapsulated pixels)
+        if group == 0x7FE0 and element == 0x0010:
+            return values, (start, length)
+        if group != 0x0002 and ts != ExplicitVRLittleEndian:
+            return None
+        if start + length > len(buf):
+            if len(buf) >= size:
+                return None  # cut short inside the header
+            buf += f.read()
+            continue
+        raw = buf[start:start + length]
+        if group == 0x0002 and element == 0x0010:
+            ts = raw.rstrip(b" \0").decode("ascii")
+        name = _FAST_TAGS.get((group, element))
+        if name is not None:
+            value = _convert(name, raw)
+            if value is not None:
+                values[name] = value
+        pos = start + length
+
+
+def _convert(name: str, raw: bytes):
+    """One tag's value: an int (US), a str (CS, UI), or a float or list of floats (DS,
+    IS); None for an empty number, which is as good as absent. Raises ValueError for a
+    US value that is not 2 bytes (the file then goes to pydicom)."""
+    if name in _US_TAGS:
+        if len(raw) != 2:
+            raise ValueError(f"{name} has {len(raw)} bytes")
+        return struct.unpack("<H", raw)[0]
+    text = raw.decode("ascii").strip(" \0")
+    if name in _TEXT_TAGS:
+        return text
+    if not text:
+        return None
+    numbers = [float(v) for v in text.split("\\")]
+    return numbers[0] if len(numbers) == 1 else numbers
 
 
 def plain_frame_layout(ds) -> tuple[int, int, int, str] | None:

@@ -4,7 +4,9 @@ All DICOM geometry lives here. Slices are ordered by their position in space:
 ``ImagePositionPatient`` projected on the slice normal (the cross product of the two
 ``ImageOrientationPatient`` directions), averaged over the series so that short angled
 stacks, one per disc, still share one axis. Neither file names nor ``InstanceNumber``
-give that order in the RSNA data.
+give that order in the RSNA data (they only break ties, so that the order does not
+depend on the file system). The files of a folder must make one series: one
+SeriesInstanceUID, one plane family, no position twice.
 """
 
 from __future__ import annotations
@@ -231,8 +233,82 @@ def _geometry(ds: pydicom.Dataset, path: Path) -> tuple[int, np.ndarray, np.ndar
     return inst, ipp, normal / norm, spacing, (int(ds.Rows), int(ds.Columns))
 
 
-def _order(paths: list[Path], headers: list[pydicom.Dataset], series_dir: Path):
-    geo = [_geometry(ds, p) for ds, p in zip(headers, paths, strict=True)]
+#: A slice whose normal is more than this far from the series' other slices lies in
+#: another plane (a sagittal file in an axial series is 90 degrees off). RSNA's per-disc
+#: axial stacks follow the lordosis and lie up to about 15-25 degrees from each other,
+#: so the limit is the boundary between two planes, not a tolerance on one.
+MAX_PLANE_ANGLE_DEG = 45.0
+#: Two slices whose orientations differ by less than this and whose planes lie closer than
+#: :data:`DUPLICATE_POSITION_MM` are one slice twice (a copied file, a repeated scan).
+SAME_ORIENTATION_DEG = 0.5
+DUPLICATE_POSITION_MM = 0.01
+
+
+def _names(paths: list[Path], idx) -> str:
+    """``a.dcm, b.dcm and 3 more``: the files at ``idx``, for a one-line message."""
+    names = [paths[i].name for i in idx]
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
+
+
+def _check_series_uid(paths: list[Path], headers: list, series_dir: Path) -> None:
+    """Every file carries the same SeriesInstanceUID (or none does)."""
+    uids = [str(ds.get("SeriesInstanceUID") or "").strip() or None for ds in headers]
+    values, counts = np.unique(np.array([u or "" for u in uids], dtype=object),
+                               return_counts=True)
+    if len(values) > 1:
+        major = values[int(np.argmax(counts))]
+        odd = [i for i, u in enumerate(uids) if (u or "") != major]
+        theirs = ", ".join(sorted({uids[i] or "none" for i in odd}))
+        raise DataError(
+            f"Series {series_dir} mixes SeriesInstanceUIDs: {_names(paths, odd)} "
+            f"{'has' if len(odd) == 1 else 'have'} {theirs}, the other "
+            f"{len(paths) - len(odd)} files {major or 'none'}"
+        )
+
+
+def _aligned_normals(paths: list[Path], normals: np.ndarray, series_dir: Path) -> np.ndarray:
+    """The slice normals, checked to lie in one plane family and turned to point one way.
+
+    The reference is the slice whose normal is closest to all others (robust to the odd
+    file out, which the mean is not); a slice more than :data:`MAX_PLANE_ANGLE_DEG` from
+    it is refused, naming the files. The result keeps the first file's direction, so
+    that positions increase as they always have.
+    """
+    cos = np.abs(normals @ normals.T)
+    ref = normals[int(np.argmax(cos.sum(axis=1)))]
+    to_ref = normals @ ref
+    off = np.flatnonzero(np.abs(to_ref) < np.cos(np.deg2rad(MAX_PLANE_ANGLE_DEG)))
+    if len(off):
+        worst = np.degrees(np.arccos(np.clip(np.abs(to_ref[off]).min(), 0.0, 1.0)))
+        verb = "lies" if len(off) == 1 else "lie"
+        raise DataError(
+            f"Series {series_dir}: {_names(paths, off)} {verb} in another plane ({worst:.0f} "
+            f"degrees from the other slices' orientation): a file of another series?"
+        )
+    aligned = normals * np.sign(to_ref)[:, None]
+    return aligned * np.sign(aligned[0] @ normals[0])
+
+
+def _check_positions(paths: list[Path], ipp: np.ndarray, normals: np.ndarray,
+                     series_dir: Path) -> None:
+    """No two slices of one orientation lie in one plane (within
+    :data:`DUPLICATE_POSITION_MM` along their normal)."""
+    same = normals @ normals.T > np.cos(np.deg2rad(SAME_ORIENTATION_DEG))
+    along = ipp @ normals.T  # [i, j]: slice i's position along slice j's normal
+    dup = same & (np.abs(along - np.diag(along)[None, :]) < DUPLICATE_POSITION_MM)
+    np.fill_diagonal(dup, False)
+    if dup.any():
+        i, j = sorted(np.argwhere(dup)[0])
+        raise DataError(
+            f"Series {series_dir}: {paths[i].name} and {paths[j].name} lie at the same "
+            f"position ({along[i, i]:.2f} mm along their normal): one slice twice?"
+        )
+
+
+def _check_sizes_and_instances(paths: list[Path], geo: list, inst: np.ndarray,
+                               series_dir: Path) -> None:
+    """One image size, and no instance number twice."""
     first = geo[0][4]
     for p, g in zip(paths, geo, strict=True):
         if g[4] != first:
@@ -240,18 +316,31 @@ def _order(paths: list[Path], headers: list[pydicom.Dataset], series_dir: Path):
                 f"Mixed image sizes in series {series_dir}: {p.name} is {g[4][0]}x{g[4][1]}, "
                 f"{paths[0].name} is {first[0]}x{first[1]}"
             )
-    inst = np.array([g[0] for g in geo], dtype=np.int64)
     uniq, counts = np.unique(inst, return_counts=True)
     if (counts > 1).any():
         dup = int(uniq[counts > 1][0])
         names = [p.name for p, i in zip(paths, inst, strict=True) if i == dup]
         raise DataError(f"Duplicate instance number {dup} in series {series_dir}: {names}")
-    normals = np.stack([g[2] for g in geo])
-    normals *= np.sign(normals @ normals[0])[:, None]  # one orientation for all slices
+
+
+def _order(paths: list[Path], headers: list[pydicom.Dataset], series_dir: Path):
+    """Check that the files make one series, and order them in space.
+
+    ``paths`` are in name order (:func:`list_dicom_files`). Slices are sorted by their
+    position along the series' mean normal, then by instance number, then by file name,
+    so that the same files give the same order on every file system.
+    """
+    geo = [_geometry(ds, p) for ds, p in zip(headers, paths, strict=True)]
+    _check_series_uid(paths, headers, series_dir)
+    normals = _aligned_normals(paths, np.stack([g[2] for g in geo]), series_dir)
+    inst = np.array([g[0] for g in geo], dtype=np.int64)
+    _check_sizes_and_instances(paths, geo, inst, series_dir)
+    ipp = np.stack([g[1] for g in geo])
+    _check_positions(paths, ipp, normals, series_dir)
     axis = normals.mean(axis=0)
     axis /= np.linalg.norm(axis)
-    pos = np.stack([g[1] for g in geo]) @ axis
-    order = np.argsort(pos, kind="stable")
+    pos = ipp @ axis
+    order = np.lexsort((np.arange(len(paths)), inst, pos))
     return order, inst[order], pos[order], geo[0][3], geo[0][4]
 
 
@@ -334,7 +423,9 @@ def scan_series(series_dir: str | Path) -> SeriesHeader:
     DataError
         For a missing or empty folder, a non-``.dcm`` entry, a file that is not DICOM
         or is corrupt, missing geometry tags, mixed image sizes or a duplicate instance
-        number -- naming the file or folder.
+        number -- naming the file or folder -- and for files that do not make one series:
+        another SeriesInstanceUID, a slice in another plane (more than
+        :data:`MAX_PLANE_ANGLE_DEG` off), or two slices at one position, naming the files.
     """
     return _scan(series_dir)[0]
 
