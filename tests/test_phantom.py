@@ -18,8 +18,10 @@ from pydicom.pixels import apply_rescale
 
 from lss.config import CONDITIONS, LEVELS, SERIES_DESCRIPTIONS, SEVERITIES, column_name
 from lss.phantom import (
+    LANDMARKS,
     MARKER_NAME,
     is_phantom,
+    labelled_axial_slice,
     make_phantom,
     read_marker,
     render_axial,
@@ -421,6 +423,133 @@ def test_render_axial_validates_and_sizes():
         render_axial(level="L6/S1")
     with pytest.raises(ValueError, match="left severity must be in"):
         render_axial(left=1.5)
+
+
+# ----------------------------------------------------------------------------- landmarks
+
+# Captured from the landmark code as it was in lss.plots (a copy of the renderer's
+# numbers) before it moved here and came to read the renderer's own shapes. Only the
+# rootlet differs from that copy (by 0.2 and 0.6 px): the copy placed it in a sac of
+# normal size, the renderer draws it in the sac that canal stenosis has shrunk.
+_LANDMARK_CASES = [
+    (
+        dict(seed=0, shape=(256, 256), pixel_spacing=0.8, noise=False),
+        {
+            "intervertebral disc": (128.0, 74.4189452475224),
+            "thecal sac (CSF)": (128.0, 103.31778969848011),
+            "nerve rootlets": (131.56986705366407, 113.15490412071236),
+            "left subarticular recess": (142.07610681896247, 99.67026266926274),
+            "right subarticular recess": (113.92389318103753, 99.67026266926274),
+            "left facet joint": (146.7651905141419, 113.78167653860226),
+            "right facet joint": (109.23480948585812, 113.78167653860226),
+            "ligamentum flavum": (136.51345628449917, 116.92292186646176),
+            "psoas": (86.31134746491745, 78.6356443729697),
+            "multifidus": (146.2680500733123, 161.64755577277722),
+            "erector spinae": (60.34055528402847, 163.00074466709665),
+            "subcutaneous fat": (128.0, 211.28281850407404),
+        },
+    ),
+    (
+        dict(
+            seed=3,
+            level="L5/S1",
+            left=0.8,
+            right=0.3,
+            canal=0.6,
+            shape=(320, 288),
+            pixel_spacing=0.7,
+            noise=False,
+        ),
+        {
+            "intervertebral disc": (144.0, 101.37515924291921),
+            "thecal sac (CSF)": (144.0, 130.95063113553508),
+            "nerve rootlets": (142.57884019948574, 139.21533068729363),
+            "left subarticular recess": (154.4236049049294, 128.28514718081894),
+            "right subarticular recess": (133.5763950950706, 128.28514718081894),
+            "left facet joint": (160.45093731169547, 143.5681430776714),
+            "right facet joint": (126.4221357261834, 142.73822036318734),
+            "ligamentum flavum": (150.30911410654807, 141.36827528185907),
+            "psoas": (93.70270490066298, 105.21238336578512),
+            "multifidus": (163.02777534091211, 190.77859360270259),
+            "erector spinae": (73.52675799662178, 192.18805844277014),
+            "subcutaneous fat": (144.0, 234.84906324054202),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), _LANDMARK_CASES)
+def test_labelled_axial_slice_landmarks_are_where_they_were(kwargs, expected):
+    s = labelled_axial_slice(**kwargs)
+    assert list(s.landmarks) == list(LANDMARKS) == list(expected)
+    for name, xy in expected.items():
+        assert s.landmarks[name] == pytest.approx(xy, rel=1e-12, abs=1e-9), name
+    assert s.image.shape == kwargs["shape"] and s.level == kwargs.get("level", "L4/L5")
+    assert s.pixel_spacing == kwargs["pixel_spacing"]
+    # Noise changes the pixels only, not where the structures are.
+    noisy = labelled_axial_slice(**{**kwargs, "noise": True})
+    assert noisy.landmarks == s.landmarks and not np.array_equal(noisy.image, s.image)
+
+
+def _value_at(s, name: str) -> float:
+    x, y = s.landmarks[name]
+    return float(s.image[int(round(y)), int(round(x))])
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize(
+    ("seed", "canal", "left", "right"), [(0, 0.1, 0.1, 0.1), (5, 0.7, 0.9, 0.4)]
+)
+def test_each_landmark_sits_on_the_tissue_it_names(level, seed, canal, left, right):
+    s = labelled_axial_slice(
+        level=level,
+        seed=seed,
+        canal=canal,
+        left=left,
+        right=right,
+        shape=(320, 320),
+        pixel_spacing=0.7,
+        noise=False,
+    )
+    csf = _value_at(s, "thecal sac (CSF)")
+    assert csf >= np.percentile(s.image, 99)  # CSF is the brightest tissue on T2
+    assert _value_at(s, "intervertebral disc") < 0.9 * csf  # the disc is darker
+    for dark in (
+        "psoas", "multifidus", "erector spinae", "ligamentum flavum", "nerve rootlets",
+        "left subarticular recess", "right subarticular recess",
+    ):  # fmt: skip
+        assert _value_at(s, dark) < 0.5 * csf, dark  # muscle, ligament, nerve root
+    assert _value_at(s, "subcutaneous fat") > 0.5 * csf
+    lm = s.landmarks
+    assert lm["left subarticular recess"][0] > lm["right subarticular recess"][0]
+    assert lm["left facet joint"][0] > lm["right facet joint"][0]
+    assert lm["intervertebral disc"][1] < lm["thecal sac (CSF)"][1] < lm["left facet joint"][1]
+
+
+def test_a_structure_moved_in_the_renderer_moves_its_landmark(monkeypatch):
+    """The landmarks read the renderer's geometry: there is no copy of its numbers to drift."""
+    from lss.phantom import axial_geometry
+
+    kwargs = dict(seed=1, shape=(256, 256), pixel_spacing=0.8, noise=False)
+    before = labelled_axial_slice(**kwargs)
+    u, v, a, b = axial_geometry.MULTIFIDUS_MM
+    monkeypatch.setattr(axial_geometry, "MULTIFIDUS_MM", (u + 4.0, v + 6.0, a, b))
+    monkeypatch.setattr(axial_geometry, "TRUNK_BACK_MM", axial_geometry.TRUNK_BACK_MM + 9.0)
+    after = labelled_axial_slice(**kwargs)
+    assert not np.array_equal(after.image, before.image)  # the renderer drew them elsewhere
+    (x0, y0), (x1, y1) = before.landmarks["multifidus"], after.landmarks["multifidus"]
+    k = (y1 - y0) / 6.0  # pixels per anatomy mm (the slice is not rotated)
+    assert k > 0 and x1 - x0 == pytest.approx(4.0 * k)
+    (fx0, fy0), (fx1, fy1) = (
+        before.landmarks["subcutaneous fat"],
+        after.landmarks["subcutaneous fat"],
+    )
+    assert (fx1, fy1 - fy0) == pytest.approx((fx0, 9.0 * k))
+    csf = _value_at(after, "thecal sac (CSF)")
+    assert _value_at(after, "multifidus") < 0.5 * csf
+    assert _value_at(after, "subcutaneous fat") > 0.5 * csf
+    unmoved = set(LANDMARKS) - {"multifidus", "subcutaneous fat"}
+    assert {n: after.landmarks[n] for n in unmoved} == {n: before.landmarks[n] for n in unmoved}
 
 
 # ------------------------------------------------------------------- marker and output dir

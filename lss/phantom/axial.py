@@ -16,6 +16,10 @@ Severity acts where it acts in reality and fades within about a slice of the dis
   root flattens;
 - spinal canal stenosis shrinks the sac (about 160 mm^2 normal to about 55 mm^2
   severe) and dims the CSF between crowded rootlets.
+
+Where each structure is (its shape in the anatomy frame) is
+:mod:`lss.phantom.axial_geometry`, shared with :mod:`lss.phantom.landmarks`; this
+module holds what the tissues look like and paints them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,21 @@ import numpy as np
 
 from lss.config import LEVELS
 from lss.phantom.anatomy import AxialAnatomy, Placement, axial_anatomy, sample_traits
+from lss.phantom.axial_geometry import (
+    SKIN_MM,
+    SliceWeights,
+    disc_shape,
+    erector_spinae_shape,
+    facet_joint,
+    flavum_shape,
+    multifidus_shape,
+    posterior_disc_margin,
+    psoas_shape,
+    rootlet_centres,
+    sac_shape,
+    slice_weights,
+    trunk_shape,
+)
 from lss.phantom.shapes import NoiseBank, Shape, bias_field, paint, paint_dots, texture_field
 
 __all__ = ["T2_AXIAL", "AxialSlice", "AxialSeriesRenderer", "render_axial", "axial_layers"]
@@ -64,11 +83,6 @@ Layer = tuple[Shape, float, float, float, float, "float | tuple[float, float] | 
 _DOT = -1.0  # core marker: a small round dot, batched with its neighbours in the list
 
 
-def _smoothstep(x: float, e0: float, e1: float) -> float:
-    t = min(max((x - e0) / (e1 - e0), 0.0), 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _lerp(a: float, b: float, t: float) -> float:
     return a + (b - a) * t
 
@@ -78,50 +92,201 @@ def _bone(shape: Shape, opacity: float, marrow: float) -> list[Layer]:
     return [(shape, T2_AXIAL["cortex"], 0.5, opacity, 0.0, marrow)]
 
 
+# ----------------------------------------------------------------------------- layers
+
+
 def _body_layers(anat: AxialAnatomy) -> list[Layer]:
     """The trunk: skin, subcutaneous fat and the deeper soft tissue (same at every level)."""
     t = T2_AXIAL
-    trunk = Shape(0.0, 68.0 + anat.fat - 110.0, 150.0, 110.0)
+    trunk = trunk_shape(anat)
     return [
-        (trunk, t["skin"], 1.0, 1.0, 0.0, (t["fat"], 2.5)),
+        (trunk, t["skin"], 1.0, 1.0, 0.0, (t["fat"], SKIN_MM)),
         (trunk, t["deep"], 3.0, 1.0, anat.fat, None),
     ]
+
+
+def _vessel_layers(anat: AxialAnatomy, v_ant: float) -> list[Layer]:
+    """Aorta and vena cava in front of the upper discs; the iliac vessels below."""
+    t = T2_AXIAL
+    if LEVELS.index(anat.level) <= 2:
+        return [
+            (Shape(8.0, v_ant - 10.0, 8.5, 8.5), t["vessel"], 0.6, 1.0, 0.0, None),
+            (Shape(-15.0, v_ant - 8.0, 11.0, 7.0), t["vein"], 0.8, 1.0, 0.0, None),
+        ]
+    layers: list[Layer] = []
+    for sg in (1.0, -1.0):
+        layers.append((Shape(sg * 11.0, v_ant - 8.0, 5.0, 5.0), t["vessel"], 0.6, 1.0, 0.0, None))
+        layers.append((Shape(sg * 18.0, v_ant - 4.0, 6.0, 4.5), t["vein"], 0.8, 1.0, 0.0, None))
+    return layers
 
 
 def _background_layers(anat: AxialAnatomy, *, body: bool = True) -> list[Layer]:
     """Structures that do not depend on the distance from the disc."""
     t = T2_AXIAL
     i = LEVELS.index(anat.level)
-    v_pm = -(anat.sac_b + 1.5)  # posterior disc margin
+    v_pm = posterior_disc_margin(anat)
     v_ant = v_pm - 2 * anat.disc_b  # anterior disc margin
     layers: list[Layer] = _body_layers(anat) if body else []
     layers.append((Shape(0.0, v_ant - 60.0, 125.0, 58.0), t["abdomen"], 4.0, 1.0, 0.0, None))
     for sg in (1.0, -1.0):
-        pu = sg * (0.55 * anat.disc_a + 0.8 * anat.psoas_a + 4.0)
-        pv = v_pm - 0.8 * anat.disc_b
-        layers.append(
-            (Shape(pu, pv, anat.psoas_a, anat.psoas_b, sg * 0.35), t["muscle"], 1.0, 1.0, 0.0, None)
-        )
-        if i <= 3:
+        layers.append((psoas_shape(anat, sg), t["muscle"], 1.0, 1.0, 0.0, None))
+        if i <= 3:  # quadratus lumborum
             qu = sg * (anat.disc_a + 2 * anat.psoas_a + 12.0)
             layers.append((Shape(qu, 4.0, 12.0, 5.5, sg * -0.4), t["muscle"], 1.0, 1.0, 0.0, None))
-        erector = Shape(sg * 36.0, 41.0, 27.0, 25.0)
+        erector = erector_spinae_shape(sg)
         layers.append((erector, t["ligament"], 0.5, 1.0, 0.0, (t["muscle"], 0.5)))
-        multifidus = Shape(sg * 13.5, 37.0, 12.0, 20.0)
+        multifidus = multifidus_shape(sg)
         layers.append((multifidus, t["ligament"], 0.5, 1.0, 0.0, (t["multifidus"], 0.5)))
         if i == 4:  # iliac wings beside L5/S1
             ilium = Shape(sg * 74.0, 10.0, 12.0, 38.0, sg * 0.45)
             layers.append((ilium, t["cortex"], 0.6, 1.0, 0.0, (t["ilium"], 1.8)))
-    if i <= 2:
-        layers.append((Shape(8.0, v_ant - 10.0, 8.5, 8.5), t["vessel"], 0.6, 1.0, 0.0, None))
-        layers.append((Shape(-15.0, v_ant - 8.0, 11.0, 7.0), t["vein"], 0.8, 1.0, 0.0, None))
-    else:
-        for sg in (1.0, -1.0):
-            layers.append(
-                (Shape(sg * 11.0, v_ant - 8.0, 5.0, 5.0), t["vessel"], 0.6, 1.0, 0.0, None)
-            )
-            layers.append((Shape(sg * 18.0, v_ant - 4.0, 6.0, 4.5), t["vein"], 0.8, 1.0, 0.0, None))
+    return layers + _vessel_layers(anat, v_ant)
+
+
+def _disc_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Disc, or vertebral body with its cortex, and the nucleus on disc slices."""
+    t = T2_AXIAL
+    body = disc_shape(anat, w)
+    rim = _lerp(t["annulus"], t["cortex"], 1.0 - w.disc)
+    core = _lerp(t["annulus"], t["marrow"], 1.0 - w.disc)
+    nucleus = _lerp(t["annulus"], t["nucleus"], anat.nucleus)
+    v_pm = posterior_disc_margin(anat, anat.canal * w.stenosis, w.disc)
+    a, b = body.a, body.b
+    return [
+        (body, rim, 0.6, 1.0, 0.0, core),
+        (Shape(0.0, v_pm - 1.05 * b, 0.55 * a, 0.5 * b), nucleus, 3.0, w.disc, 0.0, None),
+    ]
+
+
+def _process_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Transverse processes and pedicles of the vertebra, on body slices below the disc."""
+    t = T2_AXIAL
+    layers: list[Layer] = []
+    for sg in (1.0, -1.0):
+        if w.transverse > 0:
+            tp = Shape(sg * (anat.disc_a + 10.0), -3.0, 15.0, 3.5, sg * 0.12)
+            layers += _bone(tp, w.transverse, t["marrow"])
+        if w.pedicle > 0:
+            ped = Shape(sg * (anat.sac_a + 5.0), -3.5, 4.2, 7.5, sg * -0.25)
+            layers += _bone(ped, w.pedicle, t["marrow"])
     return layers
+
+
+def _epidural_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Epidural fat filling the canal, and the foramina opening laterally above the disc."""
+    t = T2_AXIAL
+    canal = Shape(0.0, 1.0, anat.sac_a + 2.6, anat.sac_b + 2.4, 0.0, 2.2)
+    layers: list[Layer] = [(canal, t["fat"], 0.8, 1.0, 0.0, None)]
+    if w.foramen > 0:
+        for sg in (1.0, -1.0):
+            fat = Shape(sg * (anat.sac_a + 8.0), -1.0, 6.5, 5.0)
+            layers.append((fat, t["fat"], 1.0, w.foramen, 0.0, None))
+            root = Shape(sg * (anat.sac_a + 9.5), -2.0, 2.0, 2.0)
+            layers.append((root, t["root"], 0.5, w.foramen, 0.0, None))
+    return layers
+
+
+def _sides(anat: AxialAnatomy) -> tuple[tuple[str, float, float], ...]:
+    """(side, sign, subarticular latent) of the patient's left, then right."""
+    return (("left", 1.0, anat.left), ("right", -1.0, anat.right))
+
+
+def _facet_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Facet joints: superior articular process (front), joint line, inferior process (back)."""
+    t = T2_AXIAL
+    layers: list[Layer] = []
+    if w.facet > 0:
+        for side, _sg, sev in _sides(anat):
+            facet = facet_joint(anat, side, sev * w.stenosis)  # hypertrophy toward the recess
+            layers += _bone(facet.superior, w.facet, t["facet_marrow"])
+            layers += _bone(facet.inferior, w.facet, t["facet_marrow"])
+            layers.append((facet.joint, t["joint"], 0.35, w.facet, 0.0, None))
+    return layers
+
+
+def _posterior_arch_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Lamina and spinous process (bone); at the disc the interlaminar gap holds the ligament."""
+    t = T2_AXIAL
+    layers: list[Layer] = []
+    if w.lamina > 0:
+        for sg in (1.0, -1.0):
+            u0, v0 = sg * (anat.sac_a + 3.5), 3.0
+            u1, v1 = 0.0, anat.sac_b + 6.5
+            length = math.hypot(u1 - u0, v1 - v0)
+            lam = Shape(
+                (u0 + u1) / 2, (v0 + v1) / 2, length / 2 + 1.0, 2.4, math.atan2(v1 - v0, u1 - u0)
+            )
+            layers += _bone(lam, w.lamina, t["marrow"])
+    layers += _bone(Shape(0.0, anat.sac_b + 24.0, 2.8, 18.0), w.spinous, t["marrow"])
+    return layers
+
+
+def _recess_fat_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Fat and CSF of the lateral recesses, in the corners between disc and facets."""
+    layers: list[Layer] = []
+    for side, _sg, sev in _sides(anat):
+        s = sev * w.stenosis
+        ru, rv = anat.recess(side)
+        size = anat.recess_size[0 if side == "left" else 1]
+        fat = Shape(ru, rv, 3.4, 2.7).scaled(size * (1.0 - 0.72 * s))
+        layers.append((fat, T2_AXIAL["recess"], 0.6, w.recess * (1.0 - 0.6 * s), 0.0, None))
+    return layers
+
+
+def _sac_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Thecal sac, its rootlets (painted together, see _paint_layers), the central disc bulge.
+
+    The sac shrinks with canal stenosis and its CSF dims between crowded rootlets.
+    """
+    t = T2_AXIAL
+    sc = anat.canal * w.stenosis
+    csf = t["csf"] - 0.5 * sc**1.5
+    layers: list[Layer] = [(sac_shape(anat, sc, w.disc), csf, 0.7, 1.0, 0.0, None)]
+    for cu, cv in rootlet_centres(anat, sc, w.disc):
+        layers.append((Shape(cu, cv, 0.75, 0.75), t["root"], 0.5, 0.85, 0.0, _DOT))
+    bulge = Shape(0.0, posterior_disc_margin(anat), 0.45 * anat.disc_a, 0.8 + 3.4 * sc)
+    layers.append((bulge, t["annulus"], 0.7, w.disc, 0.0, None))
+    return layers
+
+
+def _flavum_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """Ligamentum flavum lining the back and sides of the sac; thickens with stenosis."""
+    return [
+        (flavum_shape(anat, sg, sev, w.stenosis), T2_AXIAL["flavum"], 0.6, w.flavum, 0.0, None)
+        for _side, sg, sev in _sides(anat)
+    ]
+
+
+def _recess_layers(anat: AxialAnatomy, w: SliceWeights) -> list[Layer]:
+    """The recess itself: encroaching facet/ligament behind, disc bulge in front, the root."""
+    t = T2_AXIAL
+    layers: list[Layer] = []
+    for side, sg, sev in _sides(anat):
+        s = sev * w.stenosis
+        ru, rv = anat.recess(side)
+        pinch = 1.0 - 0.72 * s
+        enc = Shape(ru + sg * 3.3 * pinch, rv + 3.0 * pinch, 2.0 + 1.7 * s, 1.5 + 1.5 * s)
+        layers.append((enc, t["flavum"], 0.6, w.recess * (0.1 + 0.9 * s), 0.0, None))
+        front = Shape(ru - sg * 0.6, rv - 3.0 + 2.0 * s, 3.6, 1.4 + 1.3 * s)
+        front_opacity = w.recess * w.disc * min(1.0, 0.2 + 1.2 * s)
+        layers.append((front, t["annulus"], 0.6, front_opacity, 0.0, None))
+        root = Shape(ru, rv + 0.3 * s, 1.3 * (1 + 0.55 * s), 1.3 * (1 - 0.5 * s))
+        layers.append((root, t["root"], 0.5, w.recess * 0.95, 0.0, None))
+    return layers
+
+
+#: The slice's own layers, in painting order (later ones paint over earlier ones).
+_SLICE_STEPS = (
+    _disc_layers,
+    _process_layers,
+    _epidural_layers,
+    _facet_layers,
+    _posterior_arch_layers,
+    _recess_fat_layers,
+    _sac_layers,
+    _flavum_layers,
+    _recess_layers,
+)
 
 
 def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) -> list[Layer]:
@@ -142,143 +307,10 @@ def axial_layers(anat: AxialAnatomy, d_mm: float, *, background: bool = True) ->
         Shapes in the anatomy frame (mm), in painting order; ``core`` is a marrow
         value painted 1 mm inside a bone's cortex, or ``None``.
     """
-    t = T2_AXIAL
-    ad = abs(d_mm)
-    wd = 1.0 - _smoothstep(ad, 3.0, 7.0)  # disc (1) vs vertebral body (0)
-    g = math.exp(-((d_mm / 5.0) ** 2))  # where stenosis shows
-    w_ped = _smoothstep(-d_mm, 7.0, 10.0) * (1.0 - _smoothstep(-d_mm, 19.0, 23.0))
-    w_tp = _smoothstep(-d_mm, 11.0, 14.0) * (1.0 - _smoothstep(-d_mm, 19.0, 22.0))
-    w_for = _smoothstep(d_mm, 6.0, 9.0) * (1.0 - _smoothstep(d_mm, 18.0, 22.0))
-    w_fac = 1.0 - _smoothstep(abs(d_mm - 1.5), 6.0, 10.0)
-    w_lam = _smoothstep(ad, 4.5, 8.0)
-    w_lf = 1.0 - _smoothstep(ad, 6.0, 10.0)
-    w_rec = 1.0 - _smoothstep(ad, 5.0, 9.0)
-    w_sp = 0.4 + 0.6 * _smoothstep(ad, 3.0, 7.0)
-
+    w = slice_weights(d_mm)
     layers = _background_layers(anat) if background else []
-    sc = anat.canal * g
-    v_pm = -(anat.sac_b + 1.5) + 1.2 * sc * wd
-
-    # Disc, or vertebral body with its cortex, and the nucleus on disc slices.
-    a = anat.disc_a - 0.8 * (1.0 - wd)
-    b = anat.disc_b - 0.5 * (1.0 - wd)
-    body = Shape(0.0, v_pm - b, a, b, 0.0, 2.3)
-    rim, core = (
-        _lerp(t["annulus"], t["cortex"], 1.0 - wd),
-        _lerp(t["annulus"], t["marrow"], 1.0 - wd),
-    )
-    layers.append((body, rim, 0.6, 1.0, 0.0, core))
-    nucleus = _lerp(t["annulus"], t["nucleus"], anat.nucleus)
-    layers.append((Shape(0.0, v_pm - 1.05 * b, 0.55 * a, 0.5 * b), nucleus, 3.0, wd, 0.0, None))
-
-    for sg in (1.0, -1.0):
-        if w_tp > 0:
-            layers += _bone(
-                Shape(sg * (anat.disc_a + 10.0), -3.0, 15.0, 3.5, sg * 0.12), w_tp, t["marrow"]
-            )
-        if w_ped > 0:
-            layers += _bone(
-                Shape(sg * (anat.sac_a + 5.0), -3.5, 4.2, 7.5, sg * -0.25), w_ped, t["marrow"]
-            )
-
-    # Epidural fat filling the canal, and the foramina opening laterally above the disc.
-    layers.append(
-        (
-            Shape(0.0, 1.0, anat.sac_a + 2.6, anat.sac_b + 2.4, 0.0, 2.2),
-            t["fat"],
-            0.8,
-            1.0,
-            0.0,
-            None,
-        )
-    )
-    if w_for > 0:
-        for sg in (1.0, -1.0):
-            layers.append(
-                (Shape(sg * (anat.sac_a + 8.0), -1.0, 6.5, 5.0), t["fat"], 1.0, w_for, 0.0, None)
-            )
-            layers.append(
-                (Shape(sg * (anat.sac_a + 9.5), -2.0, 2.0, 2.0), t["root"], 0.5, w_for, 0.0, None)
-            )
-
-    sides = (("left", 1.0, anat.left), ("right", -1.0, anat.right))
-    # Facet joints: superior articular process (front), joint line, inferior process (back).
-    if w_fac > 0:
-        for side, sg, sev in sides:
-            h = sev * g  # facet hypertrophy toward the recess
-            ru, rv = anat.recess(side)
-            th = anat.facet_angle
-            du, dv = (
-                sg * math.sin(th),
-                math.cos(th),
-            )  # along the joint, front-medial to back-lateral
-            nu, nv = -sg * math.cos(th), math.sin(th)  # toward the back and the midline
-            ang = math.atan2(dv, du)
-            half_len, half_w = 7.5 * (1 + 0.25 * h), 4.2 * (1 + 0.3 * h)
-            tip_u = ru + sg * 2.8 - sg * 2.2 * h
-            tip_v = rv + 1.6 - 1.0 * h
-            cu, cv = tip_u + du * half_len, tip_v + dv * half_len
-            layers += _bone(Shape(cu, cv, half_len, half_w, ang), w_fac, t["facet_marrow"])
-            iu = cu + nu * (half_w + 5.2) + du * 1.5
-            iv = cv + nv * (half_w + 5.2) + dv * 1.5
-            layers += _bone(Shape(iu, iv, 7.0, 4.6, ang), w_fac, t["facet_marrow"])
-            ju, jv = cu + nu * (half_w + 0.3), cv + nv * (half_w + 0.3)
-            layers.append((Shape(ju, jv, 5.5, 0.4, ang), t["joint"], 0.35, w_fac, 0.0, None))
-
-    # Lamina and spinous process (bone); at the disc the interlaminar gap holds the ligament.
-    if w_lam > 0:
-        for sg in (1.0, -1.0):
-            u0, v0 = sg * (anat.sac_a + 3.5), 3.0
-            u1, v1 = 0.0, anat.sac_b + 6.5
-            length = math.hypot(u1 - u0, v1 - v0)
-            lam = Shape(
-                (u0 + u1) / 2, (v0 + v1) / 2, length / 2 + 1.0, 2.4, math.atan2(v1 - v0, u1 - u0)
-            )
-            layers += _bone(lam, w_lam, t["marrow"])
-    layers += _bone(Shape(0.0, anat.sac_b + 24.0, 2.8, 18.0), w_sp, t["marrow"])
-
-    # Fat and CSF of the lateral recesses, in the corners between disc and facets.
-    for side, _sg, sev in sides:
-        s = sev * g
-        ru, rv = anat.recess(side)
-        size = anat.recess_size[0 if side == "left" else 1]
-        fat = Shape(ru, rv, 3.4, 2.7).scaled(size * (1.0 - 0.72 * s))
-        layers.append((fat, t["recess"], 0.6, w_rec * (1.0 - 0.6 * s), 0.0, None))
-
-    # Thecal sac: shrinks with canal stenosis, CSF dims between crowded rootlets.
-    f = (1.0 - 0.47 * sc) * (1.0 + 0.05 * (1.0 - wd))
-    sac_v = (1.0 - f) * anat.sac_b * 0.6 if f < 1 else 0.0
-    csf = t["csf"] - 0.5 * sc**1.5
-    layers.append(
-        (Shape(0.0, sac_v, anat.sac_a * f, anat.sac_b * f, 0.0, 2.2), csf, 0.7, 1.0, 0.0, None)
-    )
-    for fu, fv in anat.rootlets:  # painted together (see _paint_layers)
-        dot = Shape(fu * anat.sac_a * f, sac_v + fv * anat.sac_b * f, 0.75, 0.75)
-        layers.append((dot, t["root"], 0.5, 0.85, 0.0, _DOT))
-    # Central disc bulge into the front of the canal.
-    bulge = Shape(0.0, -(anat.sac_b + 1.5), 0.45 * anat.disc_a, 0.8 + 3.4 * sc)
-    layers.append((bulge, t["annulus"], 0.7, wd, 0.0, None))
-
-    # Ligamentum flavum lining the back and sides of the sac; thickens with stenosis.
-    for _side, sg, sev in sides:
-        th = anat.lf + 2.6 * max(anat.canal, sev) * g
-        nu, nv = sg * 0.67, 0.74  # outward normal
-        r_sac = 1.0 / math.sqrt((nu / anat.sac_a) ** 2 + (nv / anat.sac_b) ** 2)
-        r_c = r_sac + 0.8 + anat.lf - th / 2
-        lf = Shape(nu * r_c, nv * r_c, 8.0, th / 2, math.atan2(-0.67, sg * 0.74))
-        layers.append((lf, t["flavum"], 0.6, w_lf, 0.0, None))
-
-    # The recess itself: encroaching facet/ligament behind, disc bulge in front, the root.
-    for side, sg, sev in sides:
-        s = sev * g
-        ru, rv = anat.recess(side)
-        pinch = 1.0 - 0.72 * s
-        enc = Shape(ru + sg * 3.3 * pinch, rv + 3.0 * pinch, 2.0 + 1.7 * s, 1.5 + 1.5 * s)
-        layers.append((enc, t["flavum"], 0.6, w_rec * (0.1 + 0.9 * s), 0.0, None))
-        front = Shape(ru - sg * 0.6, rv - 3.0 + 2.0 * s, 3.6, 1.4 + 1.3 * s)
-        layers.append((front, t["annulus"], 0.6, w_rec * wd * min(1.0, 0.2 + 1.2 * s), 0.0, None))
-        root = Shape(ru, rv + 0.3 * s, 1.3 * (1 + 0.55 * s), 1.3 * (1 - 0.5 * s))
-        layers.append((root, t["root"], 0.5, w_rec * 0.95, 0.0, None))
+    for step in _SLICE_STEPS:
+        layers += step(anat, w)
     return layers
 
 
