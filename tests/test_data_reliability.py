@@ -8,14 +8,32 @@ checks that it is now a clear :class:`~lss.errors.DataError` or the right result
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pydicom
 import pytest
-from dicom_factory import rewrite, write_series, write_slice
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from dicom_factory import patch_bytes, rewrite, write_series, write_slice
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
-from lss.data import DataError, build_index, read_series, scan_series
+from lss.config import PreprocessConfig
+from lss.data import (
+    DataError,
+    TensorCache,
+    build_index,
+    decode_slice,
+    level_window,
+    load_tables,
+    read_series,
+    scan_series,
+    series_dir,
+)
 from lss.data._fastdicom import FastHeader
 from lss.data.dicom import _read, first_file_header, list_dicom_files
 
@@ -130,3 +148,124 @@ def test_ties_in_position_are_ordered_by_instance_then_name(tmp_path):
     assert s.positions[0] == s.positions[1]
     assert s.instance_numbers.tolist() == [2, 5, 3]
     assert [p.name for p in s.paths] == ["b.dcm", "a.dcm", "c.dcm"]
+
+
+# --------------------------------------------------------------------------- values
+
+# (write_slice argument, value, the bytes pydicom writes for it, same-length replacement)
+_NON_FINITE = {
+    "ImagePositionPatient": ("position", (0.0, 0.0, 1234.5), b"1234.5", b"inf   "),
+    "ImageOrientationPatient": ("orientation", (1, 0, 0, 0, 1, 0), b"1.0\\0.0\\0.0\\0.0\\1.0",
+                                b"nan\\0.0\\0.0\\0.0\\1.0"),
+    "PixelSpacing": ("spacing", (0.7, 0.6543), b"0.6543", b"-inf  "),
+    "RescaleSlope": ("slope", 1.2345, b"1.2345", b"NaN   "),
+    "RescaleIntercept": ("intercept", -50.5, b"-50.5", b"inf  "),
+}
+
+
+def _one_slice(folder: Path, syntax: str, **kwargs) -> Path:
+    kwargs = {"position": (0, 0, 0), **kwargs}
+    path = write_slice(folder / "1.dcm", np.full((8, 8), 7, np.uint16), instance=1, **kwargs)
+    _on_path(folder, syntax)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize("tag", list(_NON_FINITE))
+@PATHS
+def test_non_finite_header_value_is_named(tmp_path, syntax, tag):
+    arg, value, raw, bad = _NON_FINITE[tag]
+    path = patch_bytes(_one_slice(tmp_path / "s", syntax, **{arg: value}), raw, bad)
+    with pytest.raises(DataError, match=rf"{path}: non-finite {tag} "):
+        level_window(tmp_path / "s", 1, PreprocessConfig(n_slices=1, image_size=8))
+    with pytest.raises(DataError, match=rf"{path}: non-finite {tag} "):
+        read_series(tmp_path / "s")
+
+
+@PATHS
+def test_rescale_that_overflows_float32_is_named(tmp_path, syntax):
+    folder = tmp_path / "s"
+    write_slice(folder / "1.dcm", np.full((8, 8), 65535, np.uint16), instance=1,
+                position=(0, 0, 0), slope=1e38)
+    _on_path(folder, syntax)
+    with pytest.raises(DataError, match=r"1\.dcm: non-finite pixel values after rescale"):
+        level_window(folder, 1, PreprocessConfig(n_slices=1, image_size=8))
+    with pytest.raises(DataError, match=r"1\.dcm: non-finite pixel values after rescale"):
+        read_series(folder)
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf"])
+def test_non_finite_coordinate_in_the_table_names_study_and_row(tiny_root, text):
+    path = tiny_root / "train_label_coordinates.csv"
+    df = pd.read_csv(path).astype({"y": object})
+    df.loc[1, "y"] = text
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=rf"train_label_coordinates.csv: column 'y' must be "
+                                        rf"finite; study 102 \(row 3\) has '{text}'"):
+        load_tables(tiny_root)
+
+
+@pytest.mark.parametrize("xy", [(np.inf, 3.0), (4.0, np.nan), (-np.inf, -np.inf)])
+def test_non_finite_coordinate_in_an_index_names_the_study(tiny_root, tmp_path, xy):
+    index = build_index(tiny_root).iloc[:1].copy()
+    index[["x", "y"]] = [xy]
+    cache = TensorCache(tiny_root, PreprocessConfig(n_slices=1, image_size=8),
+                        cache_dir=tmp_path / "c")
+    with pytest.raises(DataError, match=r"Study 101, series 11: coordinate \(.*\) is not "
+                                        r"finite"):
+        cache.prepare(index, workers=1)
+    with pytest.raises(DataError, match=r"Series \S+101/11: coordinate \(.*\) is not finite"):
+        level_window(series_dir(tiny_root, 101, 11), 3, centre_xy=xy)
+
+
+# --------------------------------------------------------------------------- pixel data
+
+
+@pytest.mark.parametrize("header, data", [(16, 32), (32, 16)], ids=["too-long", "too-short"])
+@PATHS
+def test_pixel_data_of_another_size_than_the_header_is_named(tmp_path, syntax, header, data):
+    folder = tmp_path / "s"
+    path = write_slice(folder / "1.dcm", np.ones((data, data), np.uint16), instance=1,
+                       position=(0, 0, 0))
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = header
+    ds.save_as(path)
+    _on_path(folder, syntax)
+    msg = (rf"Corrupt pixel data in {path}: {2 * data * data} bytes, but Rows x Columns "
+           rf"{header}x{header} at 16 bits need {2 * header * header}")
+    with pytest.raises(DataError, match=msg):
+        level_window(folder, 1, PreprocessConfig(n_slices=1, image_size=8))
+    with pytest.raises(DataError, match=msg):
+        read_series(folder)
+
+
+def test_deflated_files_decode(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    path = tmp_path / "dfl" / "1.dcm"
+    path.parent.mkdir()
+    shutil.copy(get_testdata_file("image_dfl.dcm"), path)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    np.testing.assert_array_equal(decode_slice(_read(path, pixels=False), path),
+                                  pydicom.dcmread(path).pixel_array.astype(np.float32))
+    # a whole deflated series reads as its plain twin does
+    write_series(tmp_path / "plain", 4)
+    shutil.copytree(tmp_path / "plain", tmp_path / "s")
+    for p in list_dicom_files(tmp_path / "s"):
+        rewrite(p, DeflatedExplicitVRLittleEndian)
+    cfg = PreprocessConfig(n_slices=2, image_size=8, scale_percentiles=(0, 100))
+    np.testing.assert_array_equal(level_window(tmp_path / "s", 2, cfg).volume,
+                                  level_window(tmp_path / "plain", 2, cfg).volume)
+    np.testing.assert_array_equal(read_series(tmp_path / "s").volume,
+                                  read_series(tmp_path / "plain").volume)
+
+
+def test_truncated_deflated_file_is_still_an_error(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    path = tmp_path / "1.dcm"
+    path.write_bytes(Path(get_testdata_file("image_dfl.dcm")).read_bytes()[:-2000])
+    with pytest.raises(DataError, match=rf"Corrupt DICOM file: {path} .*truncated"):
+        _read(path, pixels=False)
+    with pytest.raises(DataError, match=rf"Corrupt DICOM file: {path} .*truncated"):
+        _read(path, pixels=True)

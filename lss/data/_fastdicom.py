@@ -20,7 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from lss.errors import DataError
 
-__all__ = ["FastHeader", "fast_header", "fast_pixels", "plain_frame_layout", "stored_values"]
+__all__ = ["FastHeader", "fast_header", "fast_pixels", "plain_frame_layout", "stored_values",
+           "check_pixel_length"]
 
 _FIRST_READ = 16384
 
@@ -171,6 +172,32 @@ def plain_frame_layout(ds) -> tuple[int, int, int, str] | None:
     return rows, cols, bits, "<i2" if ds.get("PixelRepresentation") == 1 else "<u2"
 
 
+def check_pixel_length(n_bytes: int, ds, path: Path) -> None:
+    """Refuse uncompressed pixel data longer or shorter than its header says.
+
+    ``Rows x Columns x SamplesPerPixel x NumberOfFrames x BitsAllocated`` (plus one pad
+    byte when that is odd) is the length; anything else means the header and the data
+    disagree -- a header of 256x256 on 512x512 pixels would otherwise become the first
+    quarter of the bytes. Both readers call this for a pydicom dataset or a
+    :class:`FastHeader`; a header without the size tags is left to pydicom to judge.
+    """
+    try:
+        rows, cols, bits = int(ds.get("Rows")), int(ds.get("Columns")), int(ds.get("BitsAllocated"))
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return
+    subsampled = str(ds.get("PhotometricInterpretation", "")).endswith(("_422", "_420"))
+    if min(rows, cols, bits, spp, frames) < 1 or subsampled:
+        return  # nothing to compare with, or YBR chroma stored at a lower resolution
+    want = (rows * cols * spp * frames * bits + 7) // 8
+    if n_bytes not in (want, want + want % 2):
+        shape = f"{rows}x{cols}" + (f"x{spp}" if spp > 1 else "") + (
+            f", {frames} frames" if frames > 1 else "")
+        raise DataError(f"Corrupt pixel data in {path}: {n_bytes} bytes, but Rows x Columns "
+                        f"{shape} at {bits} bits need {want}")
+
+
 def stored_values(flat: np.ndarray, rows: int, cols: int, bits: int) -> np.ndarray:
     """A frame's stored values as ``pixel_array`` gives them: unused high bits cleared
     (unsigned) or sign-extended (signed)."""
@@ -186,9 +213,7 @@ def fast_pixels(h: FastHeader, path: Path) -> np.ndarray | None:
     layout = plain_frame_layout(h)
     if layout is None:
         return None
-    rows, cols, bits, dtype = layout
-    if h.pixel_length < 2 * rows * cols:
-        return None
+    rows, cols, bits, dtype = layout  # its length is checked by check_pixel_length
     flat = np.fromfile(path, dtype=dtype, count=rows * cols, offset=h.pixel_offset)
     if flat.size != rows * cols:
         raise DataError(f"Truncated DICOM file: {path}")

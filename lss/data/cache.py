@@ -31,7 +31,7 @@ import pandas as pd
 
 from lss.config import PreprocessConfig
 from lss.data.tables import series_dir
-from lss.data.window import level_window
+from lss.data.window import coordinate, level_window
 from lss.errors import DataError, WorkerDied
 
 __all__ = ["TensorCache", "CacheStats", "default_cache_dir"]
@@ -252,7 +252,7 @@ class TensorCache:
             centres, strict=True,
         ):
             instance = None if pd.isna(inst) else int(inst)
-            centre = tuple(map(float, c)) if np.all(np.isfinite(c)) else None
+            centre = coordinate(c, f"Study {int(study)}, series {int(series)}")
             name = f"{int(study)}_{int(series)}_{'mid' if instance is None else instance}"
             if self.config.crop_mm is not None and centre is not None:
                 name += f"_{centre[0]:.1f}_{centre[1]:.1f}"

@@ -11,7 +11,9 @@ SeriesInstanceUID, one plane family, no position twice.
 
 from __future__ import annotations
 
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +21,16 @@ import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from lss.data._fastdicom import (
     FastHeader,
+    check_pixel_length,
     fast_header,
     fast_pixels,
     plain_frame_layout,
@@ -38,7 +46,10 @@ _HEADER_TAGS = [
     "Rows", "Columns", "SliceThickness",
 ]
 _DEFER_BYTES = 1024
-_NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# Uncompressed little-endian pixel data, once pydicom has inflated a deflated file.
+_NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                         DeflatedExplicitVRLittleEndian)
+_UNCOMPRESSED = (*_NATIVE_LITTLE_ENDIAN, ExplicitVRBigEndian)
 
 @dataclass(frozen=True)
 class SeriesHeader:
@@ -167,7 +178,11 @@ def _read(path: Path, *, pixels: bool) -> pydicom.Dataset | FastHeader:
     """One file: all of it, or (``pixels=False``) its header, with every value over
     1 KB (the pixel data) left unread in the file until it is accessed. Reading a
     header that way costs no more than ``stop_before_pixels``, and decoding such a
-    dataset later reads only its pixel data rather than parsing the file again."""
+    dataset later reads only its pixel data rather than parsing the file again.
+
+    A deflated file (Deflated Explicit VR Little Endian) is read whole: its values lie in
+    the inflated stream, not at offsets of the file.
+    """
     if not pixels:
         fast = fast_header(path)
         if fast is not None:
@@ -176,10 +191,12 @@ def _read(path: Path, *, pixels: bool) -> pydicom.Dataset | FastHeader:
         if pixels:
             return pydicom.dcmread(path)
         ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
+        if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            ds = pydicom.dcmread(path)
         size = os.path.getsize(path)
     except InvalidDicomError as exc:
         raise DataError(f"Not a DICOM file: {path} ({exc})") from exc
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zlib.error) as exc:
         raise DataError(f"Corrupt DICOM file: {path} ({type(exc).__name__}: {exc})") from exc
     # pydicom reads a file cut short without complaint; unread pixel data shows it here.
     elem = ds.get_item("PixelData", keep_deferred=True)
@@ -208,6 +225,14 @@ def _numbers(ds: pydicom.Dataset, keyword: str) -> np.ndarray:
     return np.array(ds[keyword].value, dtype=float, ndmin=1)
 
 
+def _check_finite(path: Path, **values) -> None:
+    """Every value finite: a NaN or an infinity in a header spoils every number after it."""
+    for keyword, v in values.items():
+        if not np.isfinite(v).all():
+            shown = v.tolist() if isinstance(v, np.ndarray) else v
+            raise DataError(f"{path}: non-finite {keyword} {shown}")
+
+
 def _geometry(ds: pydicom.Dataset, path: Path) -> tuple[int, np.ndarray, np.ndarray,
                                                         np.ndarray, tuple[int, int]]:
     missing = [t for t in _HEADER_TAGS[:5] if t not in ds]
@@ -226,6 +251,10 @@ def _geometry(ds: pydicom.Dataset, path: Path) -> tuple[int, np.ndarray, np.ndar
         raise DataError(f"{path}: malformed geometry tag ({exc})") from exc
     if iop.shape != (6,) or ipp.shape != (3,) or spacing.shape != (2,):
         raise DataError(f"{path}: malformed ImageOrientationPatient/ImagePositionPatient")
+    _check_finite(path, ImageOrientationPatient=iop, ImagePositionPatient=ipp,
+                  PixelSpacing=spacing)
+    if (spacing <= 0).any():
+        raise DataError(f"{path}: PixelSpacing {spacing.tolist()} must be positive")
     normal = np.cross(iop[:3], iop[3:])
     norm = np.linalg.norm(normal)
     if norm < 1e-6:
@@ -356,27 +385,29 @@ def _native_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
     layout = plain_frame_layout(ds)
     if layout is None:
         return None
-    rows, cols, bits, dtype = layout
+    rows, cols, bits, dtype = layout  # its length is checked by decode_slice
     data = ds.PixelData
-    if len(data) < 2 * rows * cols:
-        return None  # let pydicom say what is missing
     return stored_values(np.frombuffer(data, dtype=dtype, count=rows * cols), rows, cols, bits)
 
 
 def decode_slice(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     """Pixels of one dataset as float32 with rescale applied and MONOCHROME1 inverted.
 
-    Raises :class:`DataError` naming ``path`` for a missing PixelData, truncated pixel
-    data, or a compressed transfer syntax whose decoder is not installed.
+    Raises :class:`DataError` naming ``path`` for a missing PixelData, uncompressed pixel
+    data longer or shorter than Rows x Columns says (both readers), a compressed transfer
+    syntax whose decoder is not installed, or a non-finite rescale or result.
     """
     if "PixelData" not in ds:
         raise DataError(f"No PixelData in {path}")
     if isinstance(ds, FastHeader):
+        check_pixel_length(ds.pixel_length, ds, path)
         arr = fast_pixels(ds, path)
         if arr is None:  # not the plain 16-bit case: let pydicom decode the whole file
             return decode_slice(_read(path, pixels=True), path)
-        return _to_float(arr, ds)
+        return _to_float(arr, ds, path)
     try:
+        if ds.file_meta.get("TransferSyntaxUID") in _UNCOMPRESSED:
+            check_pixel_length(len(ds.PixelData), ds, path)
         arr = _native_pixels(ds)
         if arr is None:
             arr = ds.pixel_array
@@ -395,20 +426,39 @@ def decode_slice(ds: pydicom.Dataset, path: Path) -> np.ndarray:
         raise DataError(f"Corrupt pixel data in {path} ({exc})") from exc
     if arr.ndim != 2:
         raise DataError(f"{path}: expected one 2-D frame, got pixel array of shape {arr.shape}")
-    return _to_float(arr, ds)
+    return _to_float(arr, ds, path)
 
 
-def _to_float(arr: np.ndarray, ds) -> np.ndarray:
-    """Stored values to float32: MONOCHROME1 inverted, then RescaleSlope/Intercept."""
+def _rescale(ds, path: Path) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept (1 and 0 when absent or empty), finite."""
+    try:
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: malformed RescaleSlope/RescaleIntercept ({exc})") from exc
+    _check_finite(path, RescaleSlope=slope, RescaleIntercept=intercept)
+    return slope, intercept
+
+
+def _to_float(arr: np.ndarray, ds, path: Path) -> np.ndarray:
+    """Stored values to float32: MONOCHROME1 inverted, then RescaleSlope/Intercept.
+
+    Stored values are integers, so only a rescale can make a value non-finite (float32
+    overflow, e.g. a slope of 1e38): that is refused, naming the file.
+    """
     out = arr.astype(np.float32)
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         out = np.float32(2 ** int(ds.get("BitsStored", 16)) - 1) - out
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    if slope != 1.0:
-        out *= np.float32(slope)
-    if intercept != 0.0:
-        out += np.float32(intercept)
+    slope, intercept = _rescale(ds, path)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if slope != 1.0:
+            out *= np.float32(slope)
+        if intercept != 0.0:
+            out += np.float32(intercept)
+    # float64 sum of float32 values: finite exactly when every value is (no temporary)
+    if (slope != 1.0 or intercept != 0.0) and not math.isfinite(out.sum(dtype=np.float64)):
+        raise DataError(f"{path}: non-finite pixel values after rescale (RescaleSlope "
+                        f"{slope}, RescaleIntercept {intercept})")
     return out
 
 

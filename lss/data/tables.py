@@ -183,15 +183,22 @@ def load_tables(root: str | Path) -> Tables:
     _check_values(coords, "condition", set(CONDITIONS.values()), coord_path, allow_nan=False)
     _check_values(coords, "level", LEVELS, coord_path, allow_nan=False)
     for col in ("x", "y"):
-        values = pd.to_numeric(coords[col], errors="coerce")
-        if values.isna().any():
-            i = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(
-                f"{coord_path.name}: column '{col}' must be a number; study "
-                f"{coords['study_id'].iloc[i]} (row {i + 2}) has {coords[col].iloc[i]!r}"
-            )
-        coords[col] = values.astype("float64")
+        coords[col] = _coordinate_column(coords, col, coord_path)
     return Tables(root, train, series, coords, test_series)
+
+
+def _coordinate_column(coords: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    """Column ``x`` or ``y`` as float64: every value a finite number, else a DataError
+    naming the study and the row (``inf`` parses as a number but is no pixel)."""
+    values = pd.to_numeric(coords[col], errors="coerce")
+    for bad, what in ((values.isna(), "a number"), (~np.isfinite(values), "finite")):
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path.name}: column '{col}' must be {what}; study "
+                f"{coords['study_id'].iloc[i]} (row {i + 2}) has {str(coords[col].iloc[i])!r}"
+            )
+    return values.astype("float64")
 
 
 def series_dir(root: str | Path, study_id: int, series_id: int, *, split: str = "train") -> Path:

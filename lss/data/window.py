@@ -8,6 +8,7 @@ window is scaled to [0, 1].
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from lss.data.dicom import SeriesHeader, _read, _scan, decode_slice
 from lss.errors import DataError
 
 __all__ = ["window_indices", "resize_slice", "crop_slice", "scale_unit", "level_window",
-           "Window"]
+           "Window", "coordinate", "check_inside"]
 
 
 def window_indices(n_total: int, centre: int, n_slices: int) -> np.ndarray:
@@ -88,6 +89,37 @@ def scale_unit(volume: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5
     return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
+def coordinate(centre_xy, where: str) -> tuple[float, float] | None:
+    """A row's labelled point as ``(x, y)`` floats, or None for a row without one.
+
+    None and (NaN, NaN) -- what :func:`lss.data.build_index` gives a study without a
+    coordinate row -- mean no point. Anything else non-finite (one of the two missing,
+    an infinity) is a :class:`DataError` naming ``where`` (the study or series).
+
+    >>> coordinate((3, 4.5), "study 1"), coordinate((float("nan"),) * 2, "study 1")
+    ((3.0, 4.5), None)
+    """
+    if centre_xy is None:
+        return None
+    x, y = (float(v) for v in centre_xy)
+    if math.isnan(x) and math.isnan(y):
+        return None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise DataError(f"{where}: coordinate ({x}, {y}) is not finite")
+    return x, y
+
+
+def check_inside(centre: tuple[float, float], shape: tuple[int, int], series_dir) -> None:
+    """Refuse a point ``(x, y)`` outside a ``(rows, cols)`` image, naming the series."""
+    rows, cols = shape
+    x, y = centre
+    if not (0 <= x < cols and 0 <= y < rows):
+        raise DataError(
+            f"Coordinate ({x:.1f}, {y:.1f}) lies outside the {cols}x{rows} image of "
+            f"series {series_dir}"
+        )
+
+
 class Window:
     """The result of :func:`level_window`: a model input and where it came from.
 
@@ -132,8 +164,9 @@ def level_window(
     config : PreprocessConfig, optional
         ``n_slices``, ``image_size``, ``scale_percentiles`` and ``crop_mm`` (defaults).
     centre_xy : (x, y) or None
-        The labelled point in source pixels: checked to lie inside the image, and the
-        crop centre when ``config.crop_mm`` is set (then required).
+        The labelled point in source pixels: checked to be finite (None or (NaN, NaN)
+        for no point) and to lie inside the image, and the crop centre when
+        ``config.crop_mm`` is set (then required).
 
     Returns
     -------
@@ -148,18 +181,12 @@ def level_window(
     n = len(header.paths)
     centre = n // 2 if instance_number is None else header.index_of(instance_number)
     idx = window_indices(n, centre, config.n_slices)
-    has_centre = centre_xy is not None and bool(np.all(np.isfinite(centre_xy)))
-    if has_centre:
-        rows, cols = header.shape
-        x, y = centre_xy  # type: ignore[misc]
-        if not (0 <= x < cols and 0 <= y < rows):
-            raise DataError(
-                f"Coordinate ({x:.1f}, {y:.1f}) lies outside the {cols}x{rows} image of "
-                f"series {header.series_dir}"
-            )
+    centre_px = coordinate(centre_xy, f"Series {header.series_dir}")
+    if centre_px is not None:
+        check_inside(centre_px, header.shape, header.series_dir)
     crop_px = None
     if config.crop_mm is not None:
-        if not has_centre:
+        if centre_px is None:
             raise DataError(
                 f"A crop of {config.crop_mm} mm needs a centre (x, y) for series "
                 f"{header.series_dir}"
@@ -171,7 +198,7 @@ def level_window(
         ds = _read(path, pixels=True) if datasets is None else datasets[i]
         img = decode_slice(ds, path)
         if crop_px is not None:
-            img = crop_slice(img, centre_xy, crop_px)  # type: ignore[arg-type]
+            img = crop_slice(img, centre_px, crop_px)  # type: ignore[arg-type]
         decoded[int(i)] = resize_slice(img, config.image_size)
     volume = scale_unit(np.stack([decoded[int(i)] for i in idx]), config.scale_percentiles)
     return Window(volume, idx, header.instance_numbers[idx], centre_xy, header.shape)
