@@ -269,3 +269,27 @@ def test_truncated_deflated_file_is_still_an_error(tmp_path):
         _read(path, pixels=False)
     with pytest.raises(DataError, match=rf"Corrupt DICOM file: {path} .*truncated"):
         _read(path, pixels=True)
+
+
+# --------------------------------------------------------------------------- index
+
+
+def test_coordinate_row_on_a_series_of_another_description_is_excluded(tiny_root):
+    path = tiny_root / "train_label_coordinates.csv"
+    df = pd.read_csv(path)
+    df.loc[df.study_id == 101, "series_id"] = 12  # 101's Sagittal T1 series
+    df.to_csv(path, index=False)
+    idx = build_index(tiny_root)
+    assert 101 not in idx["study_id"].tolist()
+    assert {"study_id": 101, "reason": "coordinate row names series 12, described as "
+                                       "'Sagittal T1', not 'Axial T2'"} in idx.attrs["excluded"]
+    assert len(idx) + len(idx.attrs["excluded"]) == idx.attrs["n_studies"]
+
+
+def test_the_real_study_whose_spinal_canal_points_lie_on_sagittal_t1_is_excluded(labels_dir):
+    # study 3637444890 has its five Spinal Canal Stenosis rows on its Sagittal T1 series
+    idx = build_index(labels_dir, "spinal_canal_stenosis", "L1/L2", check_images=False)
+    assert 3637444890 not in idx["study_id"].tolist()
+    (entry,) = [e for e in idx.attrs["excluded"] if e["study_id"] == 3637444890]
+    assert "described as 'Sagittal T1', not 'Sagittal T2/STIR'" in entry["reason"]
+    assert len(idx) + len(idx.attrs["excluded"]) == idx.attrs["n_studies"]

@@ -222,6 +222,15 @@ def build_index(
     * The coordinate row for (study, condition, level) names the series and the
       instance that shows the level: that series is used, also for the 335 real
       studies that have several Axial T2 series.
+    * A coordinate row whose series ``train_series_descriptions.csv`` describes
+      otherwise than the condition needs (:data:`lss.config.SERIES_FOR_CONDITION`, e.g.
+      a Sagittal series for subarticular stenosis) excludes its study, with the reason
+      in ``excluded``: the window would come from the wrong kind of image. It is
+      reported rather than raised, like an ambiguous series, because the real tables
+      have such a study (3637444890: its five Spinal Canal Stenosis rows are on its
+      Sagittal T1 series) and an error would make the whole target unusable. A
+      coordinate row naming a series the descriptions do not list at all raises: the
+      tables then contradict each other (a broken download or edit).
     * A labelled study without a coordinate row uses its only series of the
       condition's description (``Axial T2`` for subarticular stenosis), with
       ``instance_number`` missing: the level window is then centred on the middle of
@@ -238,8 +247,8 @@ def build_index(
         One of :data:`lss.config.LEVELS`.
     check_images : bool
         Check that each chosen series folder exists and holds ``.dcm`` files (any case, see
-        :func:`lss.data.dicom.list_dicom_files`). Set False
-        for a root with tables only (such as the label tables without images).
+        :func:`lss.data.dicom.list_dicom_files`). Set False for a root with tables only
+        (such as the label tables without images).
     on_missing_label : {"report", "raise"}
         Studies whose label is empty in ``train.csv`` are excluded and listed in
         ``df.attrs["excluded"]`` ("report", the default: the real tables have 3 for the
@@ -259,29 +268,49 @@ def build_index(
         ``excluded`` (a list of ``{"study_id", "reason"}``), so that
         ``len(df) + len(excluded) == n_studies``.
     """
-    if on_missing_label not in ("report", "raise"):
-        raise ValueError(f"on_missing_label must be 'report' or 'raise', got {on_missing_label!r}")
-    if on_missing_images not in ("report", "raise"):
-        raise ValueError(
-            f"on_missing_images must be 'report' or 'raise', got {on_missing_images!r}"
-        )
+    for name, value in (("on_missing_label", on_missing_label),
+                        ("on_missing_images", on_missing_images)):
+        if value not in ("report", "raise"):
+            raise ValueError(f"{name} must be 'report' or 'raise', got {value!r}")
     target = column_name(condition, level)
     tables = root if isinstance(root, Tables) else load_tables(root)
     if tables.train is None or tables.coordinates is None:
         raise DataError(f"No training tables (train.csv) under {tables.root}")
-    description = SERIES_FOR_CONDITION[condition]
+    labels, excluded = _labelled(tables, target, on_missing_label)
+    rows, skipped = _choose_series(tables, labels, target, condition, level)
+    excluded += skipped
+    df = pd.DataFrame(rows, columns=["study_id", "series_id", "instance_number", "x", "y",
+                                     "label", "series_rule", "n_series"])
+    df = df.astype({"study_id": "int64", "series_id": "int64", "instance_number": "Int64",
+                    "label": "int64", "n_series": "int64"})
+    if check_images and len(df):
+        df, skipped = _with_images(df, tables.root, on_missing_images)
+        excluded += skipped
+    df = df.sort_values("study_id", ignore_index=True)
+    df.attrs.update(target=target, root=str(tables.root), n_studies=len(tables.train),
+                    excluded=sorted(excluded, key=lambda e: e["study_id"]))
+    if excluded:
+        log.info("%s: %d studies indexed, %d excluded (see df.attrs['excluded'])",
+                 target, len(df), len(excluded))
+    return df
 
+
+def _labelled(tables: Tables, target: str, on_missing_label: str
+              ) -> tuple[pd.DataFrame, list[dict]]:
+    """The studies with a label in ``target``, and the others as exclusions (or raise)."""
     labels = tables.train[["study_id", target]]
-    excluded: list[dict[str, object]] = []
     missing = labels[labels[target].isna()]["study_id"].tolist()
     if missing and on_missing_label == "raise":
         raise DataError(
             f"train.csv: empty label in column '{target}' for study/studies "
             f"{', '.join(map(str, missing))} in {tables.root / 'train.csv'}"
         )
-    excluded += [{"study_id": int(s), "reason": f"no label in '{target}'"} for s in missing]
-    labels = labels[labels[target].notna()]
+    excluded = [{"study_id": int(s), "reason": f"no label in '{target}'"} for s in missing]
+    return labels[labels[target].notna()], excluded
 
+
+def _coordinate_rows(tables: Tables, condition: str, level: str) -> pd.DataFrame:
+    """The coordinate rows of one condition and level, indexed by study (one each)."""
     c = tables.coordinates
     coords = c[(c["condition"] == CONDITIONS[condition]) & (c["level"] == level)]
     dup = coords["study_id"].duplicated()
@@ -290,24 +319,38 @@ def build_index(
             f"train_label_coordinates.csv: study {coords['study_id'][dup].iloc[0]} has several "
             f"rows for {CONDITIONS[condition]} at {level}"
         )
-    coords = coords.set_index("study_id")
+    return coords.set_index("study_id")
+
+
+def _choose_series(tables: Tables, labels: pd.DataFrame, target: str, condition: str,
+                   level: str) -> tuple[list[tuple], list[dict]]:
+    """The series rule of :func:`build_index`: one row per study it can place, and the
+    studies it cannot, with their reasons."""
+    description = SERIES_FOR_CONDITION[condition]
+    coords = _coordinate_rows(tables, condition, level)
     s = tables.series
     per_study = (
         s[s["series_description"] == description].groupby("study_id")["series_id"].apply(list)
     )
-    listed = set(zip(s["study_id"], s["series_id"], strict=True))
-
-    rows = []
+    described = dict(zip(zip(s["study_id"], s["series_id"], strict=True),
+                         s["series_description"], strict=True))
+    rows, excluded = [], []
     for study_id, severity in zip(labels["study_id"], labels[target], strict=True):
         candidates = per_study.get(study_id, [])
         if study_id in coords.index:
             r = coords.loc[study_id]
             series_id = int(r["series_id"])
-            if (study_id, series_id) not in listed:
+            desc = described.get((study_id, series_id))
+            if desc is None:
                 raise DataError(
                     f"train_label_coordinates.csv: study {study_id} names series {series_id}, "
                     f"which train_series_descriptions.csv does not list"
                 )
+            if desc != description:
+                excluded.append({"study_id": int(study_id), "reason": (
+                    f"coordinate row names series {series_id}, described as '{desc}', "
+                    f"not '{description}'")})
+                continue
             rows.append((study_id, series_id, int(r["instance_number"]), float(r["x"]),
                          float(r["y"]), LABEL_MAP[severity], "coordinates", len(candidates)))
         elif len(candidates) == 1:
@@ -318,29 +361,21 @@ def build_index(
                 "study_id": int(study_id),
                 "reason": f"no coordinate row and {len(candidates)} {description} series",
             })
+    return rows, excluded
 
-    df = pd.DataFrame(rows, columns=["study_id", "series_id", "instance_number", "x", "y",
-                                     "label", "series_rule", "n_series"])
-    df = df.astype({"study_id": "int64", "series_id": "int64", "instance_number": "Int64",
-                    "label": "int64", "n_series": "int64"})
 
-    if check_images and len(df):
-        ok = np.ones(len(df), dtype=bool)
-        for i, (study_id, sid) in enumerate(zip(df["study_id"], df["series_id"], strict=True)):
-            folder = series_dir(tables.root, study_id, sid)
-            if folder.is_dir() and list_dicom_files(folder):
-                continue
-            what = "has no .dcm files" if folder.is_dir() else "is missing"
-            if on_missing_images == "raise":
-                raise DataError(f"Study {study_id}: series folder {folder} {what}")
-            ok[i] = False
-            excluded.append({"study_id": int(study_id), "reason": f"series folder {what}"})
-        df = df[ok]
-
-    df = df.sort_values("study_id", ignore_index=True)
-    df.attrs.update(target=target, root=str(tables.root), n_studies=len(tables.train),
-                    excluded=sorted(excluded, key=lambda e: e["study_id"]))
-    if excluded:
-        log.info("%s: %d studies indexed, %d excluded (see df.attrs['excluded'])",
-                 target, len(df), len(excluded))
-    return df
+def _with_images(df: pd.DataFrame, root: Path, on_missing_images: str
+                 ) -> tuple[pd.DataFrame, list[dict]]:
+    """The rows whose series folder holds DICOM files; the others raise or are excluded."""
+    ok = np.ones(len(df), dtype=bool)
+    excluded = []
+    for i, (study_id, sid) in enumerate(zip(df["study_id"], df["series_id"], strict=True)):
+        folder = series_dir(root, study_id, sid)
+        if folder.is_dir() and list_dicom_files(folder):
+            continue
+        what = "has no .dcm files" if folder.is_dir() else "is missing"
+        if on_missing_images == "raise":
+            raise DataError(f"Study {study_id}: series folder {folder} {what}")
+        ok[i] = False
+        excluded.append({"study_id": int(study_id), "reason": f"series folder {what}"})
+    return df[ok], excluded
