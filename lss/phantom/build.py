@@ -217,6 +217,97 @@ def _lines_for(lines: list[str], keep: set[int]) -> list[str]:
     return [ln for ln in lines if ln.strip() and int(ln.split(",", 1)[0]) in keep]
 
 
+def _choose_studies(
+    available: list[int],
+    study_ids: Sequence[int] | None,
+    n_studies: int | None,
+    seed: int,
+    train_csv: Path,
+) -> list[int]:
+    """The studies to render: exactly ``study_ids``, ``n_studies`` drawn with ``seed``, or all."""
+    if study_ids is not None:
+        chosen = [int(s) for s in study_ids]
+        missing = sorted(set(chosen) - set(available))
+        if missing:
+            raise ValueError(f"Study ids not in {train_csv}: {missing}")
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"Duplicate study ids in study_ids: {chosen}")
+        return chosen
+    if n_studies is None:
+        return list(available)
+    if n_studies > len(available):
+        raise ValueError(f"n_studies={n_studies} but {train_csv} has {len(available)} studies")
+    pick = np.random.default_rng(seed).choice(len(available), size=n_studies, replace=False)
+    return [available[i] for i in sorted(pick)]
+
+
+def _train_task(sid: int, labels: Any, series: Any, coords: Any, seed: int) -> tuple:
+    """The task of one real train study: its label row, series and coordinate rows."""
+    import pandas as pd
+
+    row = labels.loc[sid]
+    lab = {c: (None if pd.isna(row[c]) else str(row[c])) for c in label_columns()}
+    ser = series[series["study_id"] == sid]
+    cor = coords[coords["study_id"] == sid]
+    ser_rows = [
+        (int(a), str(b)) for a, b in zip(ser["series_id"], ser["series_description"], strict=True)
+    ]
+    cor_rows = [
+        (
+            int(r.series_id),
+            int(r.instance_number),
+            str(r.condition),
+            str(r.level),
+            float(r.x),
+            float(r.y),
+        )
+        for r in cor.itertuples()
+    ]
+    return (
+        "tables",
+        sid,
+        lab,
+        ser_rows,
+        cor_rows,
+        np.random.SeedSequence([seed, int(sid)]),
+        "train",
+    )
+
+
+def _test_tasks(tables_dir: Path, n_test: int, seed: int) -> tuple[list[tuple], dict[str, str]]:
+    """Tasks for the first ``n_test`` real test studies, and their verbatim table lines."""
+    if n_test <= 0:
+        return [], {
+            "test_series_descriptions.csv": "study_id,series_id,series_description\n",
+            "sample_submission.csv": "row_id,normal_mild,moderate,severe\n",
+        }
+    head, body = _read_lines(tables_dir / "test_series_descriptions.csv")
+    test_ids: list[int] = []
+    for ln in body:
+        if ln.strip():
+            sid = int(ln.split(",", 1)[0])
+            if sid not in test_ids:
+                test_ids.append(sid)
+    test_ids = test_ids[:n_test]
+    test_lines = _lines_for(body, set(test_ids))
+    texts = {"test_series_descriptions.csv": head + "".join(test_lines)}
+    tasks = []
+    for sid in test_ids:
+        ser = [
+            (int(ln.split(",")[1]), ln.rstrip("\r\n").split(",", 2)[2])
+            for ln in test_lines
+            if int(ln.split(",", 1)[0]) == sid
+        ]
+        tasks.append(("tables", sid, None, ser, [], np.random.SeedSequence([seed, sid]), "test"))
+    sub = tables_dir / "sample_submission.csv"
+    if sub.is_file():
+        shead, sbody = _read_lines(sub)
+        texts["sample_submission.csv"] = shead + "".join(
+            ln for ln in sbody if ln.strip() and int(ln.split("_", 1)[0]) in set(test_ids)
+        )
+    return tasks, texts
+
+
 def _table_tasks(
     tables_dir: Path, study_ids: Sequence[int] | None, n_studies: int | None, n_test: int, seed: int
 ) -> tuple[list[tuple], dict[str, str], list[int]]:
@@ -229,89 +320,15 @@ def _table_tasks(
     series = pd.read_csv(tables_dir / "train_series_descriptions.csv")
     coords = pd.read_csv(tables_dir / "train_label_coordinates.csv")
     available = train["study_id"].tolist()
-    if study_ids is not None:
-        chosen = [int(s) for s in study_ids]
-        missing = sorted(set(chosen) - set(available))
-        if missing:
-            raise ValueError(f"Study ids not in {tables_dir / 'train.csv'}: {missing}")
-        if len(set(chosen)) != len(chosen):
-            raise ValueError(f"Duplicate study ids in study_ids: {chosen}")
-    elif n_studies is None:
-        chosen = list(available)
-    else:
-        if n_studies > len(available):
-            raise ValueError(
-                f"n_studies={n_studies} but {tables_dir / 'train.csv'} has {len(available)} studies"
-            )
-        pick = np.random.default_rng(seed).choice(len(available), size=n_studies, replace=False)
-        chosen = [available[i] for i in sorted(pick)]
+    chosen = _choose_studies(available, study_ids, n_studies, seed, tables_dir / "train.csv")
     keep = set(chosen)
-    columns = label_columns()
-    tasks = []
     labels = train.set_index("study_id")
-    for sid in chosen:
-        row = labels.loc[sid]
-        lab = {c: (None if pd.isna(row[c]) else str(row[c])) for c in columns}
-        ser = series[series["study_id"] == sid]
-        cor = coords[coords["study_id"] == sid]
-        tasks.append(
-            (
-                "tables",
-                sid,
-                lab,
-                [
-                    (int(a), str(b))
-                    for a, b in zip(ser["series_id"], ser["series_description"], strict=True)
-                ],
-                [
-                    (
-                        int(r.series_id),
-                        int(r.instance_number),
-                        str(r.condition),
-                        str(r.level),
-                        float(r.x),
-                        float(r.y),
-                    )
-                    for r in cor.itertuples()
-                ],
-                np.random.SeedSequence([seed, int(sid)]),
-                "train",
-            )
-        )
+    tasks = [_train_task(sid, labels, series, coords, seed) for sid in chosen]
     out_tables = {
         name: head + "".join(_lines_for(body, keep)) for name, (head, body) in raw.items()
     }
-
-    if n_test > 0:
-        head, body = _read_lines(tables_dir / "test_series_descriptions.csv")
-        test_ids: list[int] = []
-        for ln in body:
-            if ln.strip():
-                sid = int(ln.split(",", 1)[0])
-                if sid not in test_ids:
-                    test_ids.append(sid)
-        test_ids = test_ids[:n_test]
-        test_lines = _lines_for(body, set(test_ids))
-        out_tables["test_series_descriptions.csv"] = head + "".join(test_lines)
-        for sid in test_ids:
-            ser = [
-                (int(ln.split(",")[1]), ln.rstrip("\r\n").split(",", 2)[2])
-                for ln in test_lines
-                if int(ln.split(",", 1)[0]) == sid
-            ]
-            tasks.append(
-                ("tables", sid, None, ser, [], np.random.SeedSequence([seed, sid]), "test")
-            )
-        sub = tables_dir / "sample_submission.csv"
-        if sub.is_file():
-            shead, sbody = _read_lines(sub)
-            out_tables["sample_submission.csv"] = shead + "".join(
-                ln for ln in sbody if ln.strip() and int(ln.split("_", 1)[0]) in set(test_ids)
-            )
-    else:
-        out_tables["test_series_descriptions.csv"] = "study_id,series_id,series_description\n"
-        out_tables["sample_submission.csv"] = "row_id,normal_mild,moderate,severe\n"
-    return tasks, out_tables, chosen
+    test_tasks, test_texts = _test_tasks(tables_dir, n_test, seed)
+    return tasks + test_tasks, {**out_tables, **test_texts}, chosen
 
 
 # ----------------------------------------------------------------------------- main entry
@@ -344,6 +361,42 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             elif path.exists():
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _check_options(
+    n_studies: int | None,
+    n_test: int,
+    tables_dir: str | Path | None,
+    study_ids: Sequence[int] | None,
+    workers: int | None,
+) -> int:
+    """Fail on inconsistent options before anything is written; the worker count to use."""
+    _check_counts(n_studies, n_test)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if tables_dir is None and study_ids is not None:
+        raise ValueError("study_ids needs tables_dir (the real tables to take the studies from)")
+    if study_ids is not None and n_studies is not None:
+        raise ValueError(f"Give study_ids or n_studies, not both (got n_studies={n_studies})")
+    return int(workers)
+
+
+def _write_tables(
+    out: Path, results: list[tuple[StudyPlan, int]], texts: dict[str, str] | None
+) -> None:
+    """The label tables: built from the plans (sampled), or the real lines (``texts``)."""
+    if texts is None:
+        for name, frame in _tables_from_plans(plan for plan, _ in results).items():
+            frame.to_csv(out / name, index=False)
+    else:
+        for name, text in texts.items():
+            (out / name).write_text(text)
+    descriptions = {s.header.description for plan, _ in results for s in plan.series}
+    unknown = descriptions - set(SERIES_DESCRIPTIONS)
+    if unknown:  # pragma: no cover - the planners only use known descriptions
+        raise RuntimeError(f"Unknown series descriptions written: {sorted(unknown)}")
 
 
 def make_phantom(
@@ -420,15 +473,7 @@ def make_phantom(
         If a table is missing from ``tables_dir``.
     """
     out = Path(out)
-    _check_counts(n_studies, n_test_studies)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    if tables_dir is None and study_ids is not None:
-        raise ValueError("study_ids needs tables_dir (the real tables to take the studies from)")
-    if study_ids is not None and n_studies is not None:
-        raise ValueError(f"Give study_ids or n_studies, not both (got n_studies={n_studies})")
+    workers = _check_options(n_studies, n_test_studies, tables_dir, study_ids, workers)
     if tables_dir is not None:
         tables_dir = Path(tables_dir)
         if not tables_dir.is_dir():
@@ -454,17 +499,8 @@ def make_phantom(
         "note": "Synthetic images (lss.phantom); every number computed from them is phantom data.",
     }
     write_marker(out, marker)
-    results = _map(tasks, out, min(int(workers), max(len(tasks), 1)))
-    if mode == "sampled":
-        for name, frame in _tables_from_plans(plan for plan, _ in results).items():
-            frame.to_csv(out / name, index=False)
-    else:
-        for name, text in texts.items():
-            (out / name).write_text(text)
-    descriptions = {s.header.description for plan, _ in results for s in plan.series}
-    unknown = descriptions - set(SERIES_DESCRIPTIONS)
-    if unknown:  # pragma: no cover - the planners only use known descriptions
-        raise RuntimeError(f"Unknown series descriptions written: {sorted(unknown)}")
+    results = _map(tasks, out, min(workers, max(len(tasks), 1)))
+    _write_tables(out, results, texts if mode == "from-tables" else None)
     marker["complete"] = True
     marker["n_files"] = int(sum(n for _, n in results))
     write_marker(out, marker)

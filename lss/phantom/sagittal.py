@@ -231,144 +231,186 @@ class SagittalSeriesRenderer:
         -------
         (H, W) float32 ndarray
         """
-        t = self.values
-        pts, tan, nor = spine.frames()
-        ax = abs(x_mm)
-        w_mid = float(1.0 - _smoothstep(ax, 7.0, 12.0))
-        img = self._background(spine, pts, w_mid)
-        k = 1.0 / spine.pixel_spacing  # px per mm
-        w_lat = float(_smoothstep(ax, 8.0, 13.0) * (1.0 - _smoothstep(ax, 27.0, 33.0)))
-        w_spin = float(1.0 - _smoothstep(ax, 4.0, 8.0))
-        body_frac = math.sqrt(max(0.0, 1.0 - (ax / 27.0) ** 2))
-        lateral_sev = spine.left if x_mm > 0 else spine.right
-
-        def ang(v: np.ndarray) -> float:
-            return math.atan2(v[1], v[0])
-
-        def bone(shape: Shape, opacity: float, rim_mm: float = 1.0) -> None:
-            paint(
-                img,
-                shape,
-                t["cortex"],
-                soft=0.6 * k,
-                opacity=opacity,
-                core=t["marrow"],
-                core_inset=rim_mm * k,
-                core_soft=0.8 * k,
-            )
-
-        half = spine.canal_half
-        depth = spine.body_depth * max(body_frac, 0.25)
-        # Disc centres: in front of the canal by the canal half-width plus half a body depth.
-        disc_c = pts + nor * (half + 1.0 + depth / 2.0) * k
-        # Vertebral bodies between consecutive discs (L1 .. L5, then S1, S2).
-        if body_frac > 0:
-            for j in range(len(pts) - 1):
-                c = (disc_c[j] + disc_c[j + 1]) / 2
-                gap = float(np.linalg.norm(disc_c[j + 1] - disc_c[j]))
-                tj = (tan[j] + tan[j + 1]) / 2
-                nj = np.array([-tj[1], tj[0]])
-                shape = Shape(c[0], c[1], depth / 2 * k, max(gap / 2 - 4.8 * k, 2.0), ang(nj), 4.0)
-                bone(shape, 1.0, 1.2)
-            # Discs (the five labelled levels; the sacral ones are fused).
+        f = _frame(spine, x_mm)
+        img = self._background(spine, f.pts, f.w_mid)
+        if f.body_frac > 0:
+            _paint_bodies_and_discs(img, self.values, spine, f)
+        if f.w_mid > 0:
+            _paint_canal(img, self.values, spine, f)
+        if f.w_spin > 0:
+            _paint_spinous_processes(img, self.values, f)
+        if f.w_lat > 0:
+            _paint_pedicles(img, self.values, f)
+            lateral_sev = spine.left if x_mm > 0 else spine.right
             for j in range(1, 6):
-                lvl = j - 1
-                health = spine.disc_health[lvl]
-                hgt = (4.2 + 1.4 * health) * k
-                disc = Shape(disc_c[j][0], disc_c[j][1], (depth / 2 + 0.8) * k, hgt, ang(nor[j]))
-                nuc = t["annulus"] + (t["nucleus"] - t["annulus"]) * health
-                paint(
-                    img,
-                    disc,
-                    t["annulus"],
-                    soft=0.7 * k,
-                    core=nuc,
-                    core_inset=0.4 * hgt,
-                    core_soft=2.0 * k,
-                )
-
-        # Canal (midline) or pedicles and foramina (lateral).
-        if w_mid > 0:
-            for j in range(1, 6):
-                s = spine.canal[j - 1]
-                if s > 0.2:  # crowded roots replace the CSF at the stenosis
-                    csf_loss = Shape(
-                        pts[j][0], pts[j][1], (half - 0.5) * k, (3.0 + 4.0 * s) * k, ang(nor[j])
-                    )
-                    paint(img, csf_loss, t["root"], soft=1.5 * k, opacity=w_mid * 0.8 * s**1.5)
-                front = pts[j] + nor[j] * (half + 1.0) * k
-                bulge = Shape(
-                    front[0], front[1], (1.0 + 4.0 * s) * k, (5.0 + 2.0 * s) * k, ang(nor[j])
-                )
-                paint(img, bulge, t["annulus"], soft=0.7 * k, opacity=w_mid)
-                back = pts[j] - nor[j] * (half + 1.2) * k
-                lf = Shape(back[0], back[1], (1.5 + 0.6 + 3.0 * s) * k, 5.0 * k, ang(nor[j]))
-                paint(img, lf, t["flavum"], soft=0.7 * k, opacity=w_mid)
-        if w_spin > 0:
-            for j in range(len(pts) - 2):
-                c = (pts[j] + pts[j + 1]) / 2 - (nor[j] + nor[j + 1]) / 2 * (half + 17.0) * k
-                tj = (tan[j] + tan[j + 1]) / 2
-                sp = Shape(c[0], c[1], 14.0 * k, 6.5 * k, ang(-np.array([-tj[1], tj[0]])) + 0.25)
-                bone(sp, w_spin)
-        if w_lat > 0:
-            for j in range(len(pts) - 2):
-                # Pedicle: upper half of each vertebra, where the canal would be.
-                c = pts[j] + (pts[j + 1] - pts[j]) * 0.38
-                bone(Shape(c[0], c[1], 7.0 * k, 6.5 * k, ang(nor[j])), w_lat)
-                # Articular pillar behind it.
-                pc = c - nor[j] * 15.0 * k + tan[j] * 6.0 * k
-                bone(Shape(pc[0], pc[1], 8.0 * k, 11.0 * k, ang(nor[j])), w_lat)
-            for j in range(1, 6):
-                lvl = j - 1
-                s = lateral_sev[lvl]
-                vis = w_lat * math.exp(-(((ax - spine.foramen_x[lvl]) / 6.0) ** 2))
-                if vis < 0.01:
-                    continue
-                up, fwd = FORAMEN_OFFSET_MM
-                c = pts[j] - tan[j] * up * k + nor[j] * fwd * k
-                hole = Shape(c[0], c[1], 4.5 * k, 7.0 * k, ang(nor[j]))
-                paint(
-                    img,
-                    hole.scaled(1.0 - 0.55 * s),
-                    t["fat"],
-                    soft=0.8 * k,
-                    opacity=vis * (1 - 0.6 * s),
-                )
-                root = c - tan[j] * 2.0 * k
-                paint(
-                    img,
-                    Shape(root[0], root[1], 2.3 * k, 2.3 * k * (1 - 0.4 * s)),
-                    t["root"],
-                    soft=0.6 * k,
-                    opacity=vis,
-                )
-                lo = c + tan[j] * (4.5 - 2.5 * s) * k + nor[j] * 1.5 * k
-                paint(
-                    img,
-                    Shape(lo[0], lo[1], (3.0 + 1.5 * s) * k, (1.5 + 2.0 * s) * k, ang(nor[j])),
-                    t["annulus"],
-                    soft=0.6 * k,
-                    opacity=vis * min(1.0, 0.2 + 1.2 * s),
-                )
-                bk = c - nor[j] * (4.0 - 2.0 * s) * k
-                paint(
-                    img,
-                    Shape(bk[0], bk[1], (1.5 + 2.0 * s) * k, (3.0 + 1.5 * s) * k, ang(nor[j])),
-                    t["flavum"],
-                    soft=0.6 * k,
-                    opacity=vis * min(1.0, 0.2 + 1.2 * s),
-                )
+                _paint_foramen(img, self.values, spine, f, j, lateral_sev[j - 1])
         img *= self._gain
         if rng is not None:
             img = self._noise.apply(img, rng)
         return img
 
 
+@dataclass(frozen=True)
+class _SliceFrame:
+    """What the painting steps of one sagittal slice share.
+
+    ``pts``, ``tan``, ``nor``: the spine's points and frames (px); ``k``: px per mm;
+    ``half``: the canal's half width (mm); ``depth``: the vertebral bodies' depth as
+    this slice cuts them (mm); the weights of the midline, lateral and spinous
+    structures at this lateral position ``ax`` (mm from the midline).
+    """
+
+    pts: np.ndarray
+    tan: np.ndarray
+    nor: np.ndarray
+    k: float
+    ax: float
+    half: float
+    depth: float
+    body_frac: float
+    w_mid: float
+    w_lat: float
+    w_spin: float
+
+
+def _frame(spine: SagittalSpine, x_mm: float) -> _SliceFrame:
+    """The spine's frames and the weights of the slice at lateral position ``x_mm``."""
+    pts, tan, nor = spine.frames()
+    ax = abs(x_mm)
+    body_frac = math.sqrt(max(0.0, 1.0 - (ax / 27.0) ** 2))
+    return _SliceFrame(
+        pts=pts,
+        tan=tan,
+        nor=nor,
+        k=1.0 / spine.pixel_spacing,  # px per mm
+        ax=ax,
+        half=spine.canal_half,
+        depth=spine.body_depth * max(body_frac, 0.25),
+        body_frac=body_frac,
+        w_mid=float(1.0 - _smoothstep(ax, 7.0, 12.0)),
+        w_lat=float(_smoothstep(ax, 8.0, 13.0) * (1.0 - _smoothstep(ax, 27.0, 33.0))),
+        w_spin=float(1.0 - _smoothstep(ax, 4.0, 8.0)),
+    )
+
+
+def _ang(v: np.ndarray) -> float:
+    return math.atan2(v[1], v[0])
+
+
+def _bone(
+    img: np.ndarray, t: dict, k: float, shape: Shape, opacity: float, rim_mm: float = 1.0
+) -> None:
+    """Dark cortex around marrow."""
+    paint(
+        img,
+        shape,
+        t["cortex"],
+        soft=0.6 * k,
+        opacity=opacity,
+        core=t["marrow"],
+        core_inset=rim_mm * k,
+        core_soft=0.8 * k,
+    )
+
+
+def _paint_bodies_and_discs(img: np.ndarray, t: dict, spine: SagittalSpine, f: _SliceFrame) -> None:
+    """Vertebral bodies between consecutive discs (L1 .. L5, then S1, S2), then the discs.
+
+    Disc centres lie in front of the canal by its half width plus half a body depth.
+    """
+    pts, tan, nor, k, depth = f.pts, f.tan, f.nor, f.k, f.depth
+    disc_c = pts + nor * (f.half + 1.0 + depth / 2.0) * k
+    for j in range(len(pts) - 1):
+        c = (disc_c[j] + disc_c[j + 1]) / 2
+        gap = float(np.linalg.norm(disc_c[j + 1] - disc_c[j]))
+        tj = (tan[j] + tan[j + 1]) / 2
+        nj = np.array([-tj[1], tj[0]])
+        shape = Shape(c[0], c[1], depth / 2 * k, max(gap / 2 - 4.8 * k, 2.0), _ang(nj), 4.0)
+        _bone(img, t, k, shape, 1.0, 1.2)
+    # Discs (the five labelled levels; the sacral ones are fused).
+    for j in range(1, 6):
+        health = spine.disc_health[j - 1]
+        hgt = (4.2 + 1.4 * health) * k
+        disc = Shape(disc_c[j][0], disc_c[j][1], (depth / 2 + 0.8) * k, hgt, _ang(nor[j]))
+        nuc = t["annulus"] + (t["nucleus"] - t["annulus"]) * health
+        paint(
+            img, disc, t["annulus"], soft=0.7 * k, core=nuc, core_inset=0.4 * hgt, core_soft=2.0 * k
+        )
+
+
+def _paint_canal(img: np.ndarray, t: dict, spine: SagittalSpine, f: _SliceFrame) -> None:
+    """At each disc: roots crowding out the CSF, the disc bulge in front, the flavum behind."""
+    pts, nor, k, half, w_mid = f.pts, f.nor, f.k, f.half, f.w_mid
+    for j in range(1, 6):
+        s = spine.canal[j - 1]
+        if s > 0.2:  # crowded roots replace the CSF at the stenosis
+            csf_loss = Shape(
+                pts[j][0], pts[j][1], (half - 0.5) * k, (3.0 + 4.0 * s) * k, _ang(nor[j])
+            )
+            paint(img, csf_loss, t["root"], soft=1.5 * k, opacity=w_mid * 0.8 * s**1.5)
+        front = pts[j] + nor[j] * (half + 1.0) * k
+        bulge = Shape(front[0], front[1], (1.0 + 4.0 * s) * k, (5.0 + 2.0 * s) * k, _ang(nor[j]))
+        paint(img, bulge, t["annulus"], soft=0.7 * k, opacity=w_mid)
+        back = pts[j] - nor[j] * (half + 1.2) * k
+        lf = Shape(back[0], back[1], (1.5 + 0.6 + 3.0 * s) * k, 5.0 * k, _ang(nor[j]))
+        paint(img, lf, t["flavum"], soft=0.7 * k, opacity=w_mid)
+
+
+def _paint_spinous_processes(img: np.ndarray, t: dict, f: _SliceFrame) -> None:
+    """The spinous processes behind the canal, between consecutive levels (near the midline)."""
+    pts, tan, nor, k = f.pts, f.tan, f.nor, f.k
+    for j in range(len(pts) - 2):
+        c = (pts[j] + pts[j + 1]) / 2 - (nor[j] + nor[j + 1]) / 2 * (f.half + 17.0) * k
+        tj = (tan[j] + tan[j + 1]) / 2
+        sp = Shape(c[0], c[1], 14.0 * k, 6.5 * k, _ang(-np.array([-tj[1], tj[0]])) + 0.25)
+        _bone(img, t, k, sp, f.w_spin)
+
+
+def _paint_pedicles(img: np.ndarray, t: dict, f: _SliceFrame) -> None:
+    """Pedicles (upper half of each vertebra, where the canal would be) and the pillars behind."""
+    pts, tan, nor, k = f.pts, f.tan, f.nor, f.k
+    for j in range(len(pts) - 2):
+        c = pts[j] + (pts[j + 1] - pts[j]) * 0.38
+        _bone(img, t, k, Shape(c[0], c[1], 7.0 * k, 6.5 * k, _ang(nor[j])), f.w_lat)
+        pc = c - nor[j] * 15.0 * k + tan[j] * 6.0 * k
+        _bone(img, t, k, Shape(pc[0], pc[1], 8.0 * k, 11.0 * k, _ang(nor[j])), f.w_lat)
+
+
+def _foramen_centre(pts: np.ndarray, tan: np.ndarray, nor: np.ndarray, j: int, k: float):
+    """Pixel centre of the foramen below point ``j``: FORAMEN_OFFSET_MM off the canal line."""
+    up, fwd = FORAMEN_OFFSET_MM
+    return pts[j] - tan[j] * up * k + nor[j] * fwd * k
+
+
+def _paint_foramen(
+    img: np.ndarray, t: dict, spine: SagittalSpine, f: _SliceFrame, j: int, s: float
+) -> None:
+    """One foramen (fat around the exiting root) on the slice through it.
+
+    Severity ``s`` shrinks the fat and flattens the root between the disc below and
+    the ligamentum flavum behind.
+    """
+    tan, nor, k = f.tan, f.nor, f.k
+    vis = f.w_lat * math.exp(-(((f.ax - spine.foramen_x[j - 1]) / 6.0) ** 2))
+    if vis < 0.01:
+        return
+    c = _foramen_centre(f.pts, tan, nor, j, k)
+    hole = Shape(c[0], c[1], 4.5 * k, 7.0 * k, _ang(nor[j]))
+    paint(img, hole.scaled(1.0 - 0.55 * s), t["fat"], soft=0.8 * k, opacity=vis * (1 - 0.6 * s))
+    root = c - tan[j] * 2.0 * k
+    root_shape = Shape(root[0], root[1], 2.3 * k, 2.3 * k * (1 - 0.4 * s))
+    paint(img, root_shape, t["root"], soft=0.6 * k, opacity=vis)
+    wall = vis * min(1.0, 0.2 + 1.2 * s)
+    lo = c + tan[j] * (4.5 - 2.5 * s) * k + nor[j] * 1.5 * k
+    lo_shape = Shape(lo[0], lo[1], (3.0 + 1.5 * s) * k, (1.5 + 2.0 * s) * k, _ang(nor[j]))
+    paint(img, lo_shape, t["annulus"], soft=0.6 * k, opacity=wall)
+    bk = c - nor[j] * (4.0 - 2.0 * s) * k
+    bk_shape = Shape(bk[0], bk[1], (1.5 + 2.0 * s) * k, (3.0 + 1.5 * s) * k, _ang(nor[j]))
+    paint(img, bk_shape, t["flavum"], soft=0.6 * k, opacity=wall)
+
+
 def foramen_pixel(spine: SagittalSpine, level: str) -> tuple[float, float]:
     """(x, y) pixel position of the foramen at ``level`` on a lateral slice."""
-    j = LEVELS.index(level) + 1
     pts, tan, nor = spine.frames()
-    k = 1.0 / spine.pixel_spacing
-    up, fwd = FORAMEN_OFFSET_MM
-    c = pts[j] - tan[j] * up * k + nor[j] * fwd * k
+    c = _foramen_centre(pts, tan, nor, LEVELS.index(level) + 1, 1.0 / spine.pixel_spacing)
     return float(c[0]), float(c[1])
