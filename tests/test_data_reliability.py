@@ -8,6 +8,7 @@ checks that it is now a clear :class:`~lss.errors.DataError` or the right result
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -293,3 +294,52 @@ def test_the_real_study_whose_spinal_canal_points_lie_on_sagittal_t1_is_excluded
     (entry,) = [e for e in idx.attrs["excluded"] if e["study_id"] == 3637444890]
     assert "described as 'Sagittal T1', not 'Sagittal T2/STIR'" in entry["reason"]
     assert len(idx) + len(idx.attrs["excluded"]) == idx.attrs["n_studies"]
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _cache(root: Path, tmp_path: Path, **kwargs) -> TensorCache:
+    cfg = PreprocessConfig(n_slices=1, image_size=8, scale_percentiles=(0, 100), **kwargs)
+    return TensorCache(root, cfg, cache_dir=tmp_path / "cache")
+
+
+def _same_size_edit(path: Path, how: str, tmp_path: Path) -> None:
+    """New pixel bytes in ``path``, its size and modification time kept, done the way
+    an in-place edit, ``cp -p`` or ``rsync -a`` (write elsewhere, rename over) does it."""
+    st = path.stat()
+    h = _read(path, pixels=False)
+    raw = bytearray(path.read_bytes())
+    half = np.zeros((16, 16), np.uint16)
+    half[:, 8:] = 500  # half bright: another scaled image
+    raw[h.pixel_offset:h.pixel_offset + h.pixel_length] = half.tobytes()
+    if how == "in place":
+        with open(path, "r+b") as f:
+            f.write(raw)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    else:
+        other = tmp_path / "edited.dcm"
+        other.write_bytes(raw)
+        os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if how == "cp -p":
+            shutil.copy2(other, path)  # into the same file, timestamps copied
+        else:
+            os.replace(other, path)
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+@pytest.mark.parametrize("how", ["in place", "cp -p", "rsync -a"])
+def test_same_size_edit_that_keeps_the_mtime_is_recomputed(tiny_root, tmp_path, how):
+    index = build_index(tiny_root).iloc[:1]  # study 101, series 11, instance 3
+    cache = _cache(tiny_root, tmp_path)
+    before = cache.load(index, workers=1)
+    _same_size_edit(series_dir(tiny_root, 101, 11) / "3.dcm", how, tmp_path)
+    stats = cache.prepare(index, workers=1)
+    assert (stats.hits, stats.written) == (0, 1)
+    after = cache.load(index, workers=1)
+    expected = level_window(series_dir(tiny_root, 101, 11), 3, cache.config,
+                            centre_xy=(8.0, 8.0)).volume
+    np.testing.assert_array_equal(after[0], expected)
+    assert not np.array_equal(before, after)
+    assert cache.prepare(index, workers=1).hits == 1  # and then it is a hit again

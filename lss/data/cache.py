@@ -2,8 +2,10 @@
 
 Layout: ``<cache_dir>/<settings key>/<study>_<series>_<instance>[_<centre>].npz``, where
 the settings key hashes every :class:`~lss.config.PreprocessConfig` field and the data
-root. Each entry also stores a fingerprint of its series folder (file names, sizes and
-modification times): an entry whose series changed is recomputed, never read stale.
+root. Each entry also stores a fingerprint of its series folder (see :func:`_fingerprint`:
+every file's name, size, modification time, status-change time and inode): an entry whose
+series changed in any way -- also a same-size edit whose modification time was put back,
+as ``cp -p``, ``rsync -a``, ``tar`` and ``unzip`` do -- is recomputed, never read stale.
 Entries are written to a temporary file and renamed into place, so a crash mid-write
 leaves no entry that a later run would read. Entries hold plain arrays and are read
 with ``allow_pickle=False``.
@@ -60,14 +62,25 @@ class CacheStats:
 
 
 def _fingerprint(folder: Path) -> str:
-    """Name, size and modification time of every file of a series folder, hashed.
+    """Name, size, modification time, status-change time and inode of every file of a
+    series folder, hashed.
 
-    One ``stat`` per file and no read: a cache hit costs about 3 us per file. A file
-    added, removed, replaced or rewritten changes it.
+    One ``stat`` per file and no read, so a cache hit stays about 50 times cheaper than
+    computing the window. Size and ``st_mtime_ns`` alone miss a same-size edit whose
+    modification time was put back (``cp -p``, ``rsync -a``, ``tar``, ``unzip``, or
+    ``os.utime``); ``st_ctime_ns`` is set by the kernel on every write, rename and
+    metadata change and no tool can set it back, and a file replaced by a rename has a
+    new inode. So a file added, removed, renamed, replaced or rewritten in any way changes
+    the fingerprint. (A change of permissions does too: the window is then computed once
+    more, which is harmless.) Hashing the window's bytes instead would cost about as much
+    as decoding them (the report of the change measures it). What this relies on: a
+    POSIX file system with a real ``ctime`` -- on Windows ``st_ctime`` is the creation
+    time -- and, on Linux before 6.13 (coarse timestamps), no rewrite within the same
+    clock tick (a few ms) as the last change before the fingerprint was taken.
     """
     try:
         with os.scandir(folder) as it:
-            entries = sorted((e.name, st.st_size, st.st_mtime_ns)
+            entries = sorted((e.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                              for e in it if not e.name.startswith(".") for st in (e.stat(),))
     except FileNotFoundError as exc:
         raise DataError(f"Series folder not found: {folder}") from exc
