@@ -343,3 +343,31 @@ def test_same_size_edit_that_keeps_the_mtime_is_recomputed(tiny_root, tmp_path, 
     np.testing.assert_array_equal(after[0], expected)
     assert not np.array_equal(before, after)
     assert cache.prepare(index, workers=1).hits == 1  # and then it is a hit again
+
+
+def test_a_bad_index_row_fails_the_same_on_a_cold_and_a_warm_cache(tiny_root, tmp_path):
+    good = build_index(tiny_root).iloc[:1]  # (8, 8) in a 16x16 image
+    bad = good.copy()
+    bad["x"] = 40.0
+    msg = r"Coordinate \(40\.0, 8\.0\) lies outside the 16x16 image of series \S+101/11$"
+    with pytest.raises(DataError, match=msg) as cold:
+        _cache(tiny_root, tmp_path / "cold").prepare(bad, workers=1)
+    warm = _cache(tiny_root, tmp_path / "warm")
+    assert warm.prepare(good, workers=1).written == 1
+    assert warm.paths(bad) == warm.paths(good)  # no crop: the same entry
+    with pytest.raises(DataError, match=msg) as hot:
+        warm.prepare(bad, workers=1)
+    assert str(hot.value) == str(cold.value)
+    with pytest.raises(DataError, match=msg):
+        warm.load(bad, workers=1)
+    bad["x"], bad["instance_number"] = 8.0, 42  # another entry: computed, so an error too
+    with pytest.raises(DataError, match="Instance 42 not in series"):
+        warm.prepare(bad, workers=1)
+
+
+def test_a_fractional_instance_number_is_not_rounded(tiny_root, tmp_path):
+    index = build_index(tiny_root).iloc[:1].astype({"instance_number": float})
+    index["instance_number"] = 3.5
+    with pytest.raises(DataError, match=r"Study 101, series 11: instance_number 3\.5 is not "
+                                        r"an integer"):
+        _cache(tiny_root, tmp_path).prepare(index, workers=1)

@@ -2,13 +2,15 @@
 
 Layout: ``<cache_dir>/<settings key>/<study>_<series>_<instance>[_<centre>].npz``, where
 the settings key hashes every :class:`~lss.config.PreprocessConfig` field and the data
-root. Each entry also stores a fingerprint of its series folder (see :func:`_fingerprint`:
-every file's name, size, modification time, status-change time and inode): an entry whose
-series changed in any way -- also a same-size edit whose modification time was put back,
-as ``cp -p``, ``rsync -a``, ``tar`` and ``unzip`` do -- is recomputed, never read stale.
-Entries are written to a temporary file and renamed into place, so a crash mid-write
-leaves no entry that a later run would read. Entries hold plain arrays and are read
-with ``allow_pickle=False``.
+root. Each entry also stores a fingerprint of its series folder (see
+:func:`_fingerprint`: every file's name, size, modification time, status-change time and
+inode) and the source image size: an entry whose series changed in any way -- also a
+same-size edit whose modification time was put back, as ``cp -p``, ``rsync -a``, ``tar``
+and ``unzip`` do -- is recomputed, never read stale. Every index row is checked (a finite
+coordinate inside the image) before its entry is looked up, so a warm cache refuses the
+same rows as a cold one. Entries are written to a temporary file and renamed into place,
+so a crash mid-write leaves no entry that a later run would read. Entries hold plain
+arrays and are read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from lss.config import PreprocessConfig
+from lss.data.dicom import _first_shape
 from lss.data.tables import series_dir
-from lss.data.window import coordinate, level_window
+from lss.data.window import check_inside, coordinate, level_window
 from lss.errors import DataError, WorkerDied
 
 __all__ = ["TensorCache", "CacheStats", "default_cache_dir"]
@@ -87,33 +90,52 @@ def _fingerprint(folder: Path) -> str:
     return hashlib.sha1(repr(entries).encode()).hexdigest()  # str and int reprs are stable
 
 
-def _write_entry(f, volume: np.ndarray, instance_numbers: np.ndarray, fingerprint: str
-                 ) -> None:
-    """An ``.npz`` (what ``np.savez`` writes) whose zip comment is the fingerprint.
+def _write_entry(f, volume: np.ndarray, instance_numbers: np.ndarray, fingerprint: str,
+                 shape: tuple[int, int] | None = None) -> None:
+    """An ``.npz`` (what ``np.savez`` writes) whose zip comment is the fingerprint and the
+    source image size (``<fingerprint> <rows>x<cols>``).
 
     The members are plain arrays (``allow_pickle=False``); the comment, the last bytes
-    of the file, lets :meth:`TensorCache._valid` check an entry with one small read.
+    of the file, lets :meth:`TensorCache._hit` check an entry, and the index row's
+    coordinate against the image, with one small read.
     """
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, arr in (("volume", volume), ("instance_numbers", instance_numbers),
                           ("fingerprint", np.array(fingerprint))):
             with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
-        zf.comment = fingerprint.encode("ascii")
+        comment = fingerprint if shape is None else f"{fingerprint} {shape[0]}x{shape[1]}"
+        zf.comment = comment.encode("ascii")
 
 
-def _stored_fingerprint_matches(path: Path, fingerprint: str) -> bool:
-    """Whether the entry ends with a zip end record whose comment is ``fingerprint``."""
+#: Room in an entry's zip comment after its fingerprint, for `` <rows>x<cols>``.
+_SHAPE_ROOM = 16
+
+
+def _stored_shape(path: Path, fingerprint: str) -> tuple[int, ...] | None:
+    """The source image size an entry was computed for, if it was computed for
+    ``fingerprint``: ``(rows, cols)``, ``()`` for an entry that recorded none, or None
+    when the entry does not end with a zip end record whose comment starts with it."""
     want = fingerprint.encode("ascii")
-    n = 22 + len(want)  # the end-of-central-directory record, then the comment
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
-        if size < n:
-            return False
+        n = min(size, 22 + len(want) + _SHAPE_ROOM)  # the end record, then the comment
         f.seek(size - n)
         tail = f.read(n)
-    return (tail[:4] == b"PK\x05\x06" and tail[20:22] == len(want).to_bytes(2, "little")
-            and tail[22:] == want)
+    for at in range(len(tail) - 22 - len(want), -1, -1):
+        comment = tail[at + 22:]
+        if (tail[at:at + 4] == b"PK\x05\x06"
+                and tail[at + 20:at + 22] == len(comment).to_bytes(2, "little")):
+            break
+    else:
+        return None
+    if comment == want:
+        return ()
+    head, _, shape = comment.partition(b" ")
+    rows, _, cols = shape.partition(b"x")
+    if head != want or not (rows.isdigit() and cols.isdigit()):
+        return None
+    return int(rows), int(cols)
 
 
 def _compute(task: tuple) -> int:
@@ -123,7 +145,7 @@ def _compute(task: tuple) -> int:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as f:
-            _write_entry(f, w.volume, w.instance_numbers, fingerprint)
+            _write_entry(f, w.volume, w.instance_numbers, fingerprint, w.source_shape)
         # No fsync: the rename is what makes an entry visible, so a crashed process never
         # leaves a partial one. After a power cut an entry whose bytes did not reach the
         # disk fails its fingerprint check (or to load) and is computed again.
@@ -175,6 +197,17 @@ def _run(todo: list[tuple], workers: int) -> list[int]:
         # Tasks not yet started are dropped; a worker still starting up is not waited for.
         pool.shutdown(wait=False, cancel_futures=True)
     return decoded
+
+
+def _instance(value, where: str) -> int | None:
+    """An index row's ``instance_number``: None when missing (the middle slice), else an
+    integer -- a fractional one is refused rather than rounded to another slice."""
+    if pd.isna(value):
+        return None
+    number = float(value)
+    if not number.is_integer():
+        raise DataError(f"{where}: instance_number {value} is not an integer")
+    return int(number)
 
 
 #: Series a spawned worker must have ahead of it to be worth starting. One series costs
@@ -264,8 +297,9 @@ class TensorCache:
             index[["study_id", "series_id", "instance_number"]].itertuples(index=False),
             centres, strict=True,
         ):
-            instance = None if pd.isna(inst) else int(inst)
-            centre = coordinate(c, f"Study {int(study)}, series {int(series)}")
+            where = f"Study {int(study)}, series {int(series)}"
+            instance = _instance(inst, where)
+            centre = coordinate(c, where)
             name = f"{int(study)}_{int(series)}_{'mid' if instance is None else instance}"
             if self.config.crop_mm is not None and centre is not None:
                 name += f"_{centre[0]:.1f}_{centre[1]:.1f}"
@@ -293,19 +327,45 @@ class TensorCache:
             raise DataError(f"Unreadable cache entry {path} ({exc}); delete it and run "
                             f"again") from exc
 
-    def _valid(self, path: Path, fingerprint: str) -> bool:
-        # One small read at the end of the entry: its zip comment is the fingerprint it
-        # was computed for. Nothing in the entry is parsed, unpickled or evaluated here.
+    def _hit(self, path: Path, fingerprint: str) -> tuple[int, ...] | None:
+        """The source image size recorded by a valid entry (``()`` if it recorded none),
+        or None to compute it. One small read at the end of the entry: its zip comment.
+        Nothing in the entry is parsed, unpickled or evaluated here."""
         try:
-            if _stored_fingerprint_matches(path, fingerprint):
-                return True
+            shape = _stored_shape(path, fingerprint)
         except FileNotFoundError:
-            return False
+            return None
         except OSError as exc:
             log.warning("cache entry %s is unreadable (%s): recomputing", path, exc)
-            return False
-        log.info("cache entry %s is stale or incomplete: recomputing", path.name)
-        return False
+            return None
+        if shape is None:
+            log.info("cache entry %s is stale or incomplete: recomputing", path.name)
+        return shape
+
+    def _triage(self, index: pd.DataFrame, centres: np.ndarray | None
+                ) -> tuple[list[tuple], int]:
+        """Check every row, then sort them into hits and tasks to compute.
+
+        The checks do not depend on what the cache holds, so a warm cache refuses what a
+        cold one does: a coordinate must be finite (:meth:`_requests`) and inside the
+        image, whose size a hit recorded in its entry and a miss reads from its series'
+        first header. An instance number needs no check here: an entry is named after it,
+        made only once :func:`~lss.data.level_window` found it in the series, and any
+        change to the folder since then invalidates the entry.
+        """
+        todo, hits = [], 0
+        for folder, instance, centre, path in self._requests(index, centres):
+            fp = _fingerprint(folder)
+            shape = self._hit(path, fp)
+            if centre is not None:
+                known = shape or _first_shape(folder)
+                if known:
+                    check_inside(centre, known, folder)
+            if shape is None:
+                todo.append((folder, instance, centre, self.config, path, fp))
+            else:
+                hits += 1
+        return todo, hits
 
     def prepare(self, index: pd.DataFrame, *, centres: np.ndarray | None = None,
                 workers: int | None = None) -> CacheStats:
@@ -326,7 +386,9 @@ class TensorCache:
         Raises
         ------
         DataError
-            From a failing series (the first one met), naming its file or folder.
+            For a row with a non-finite coordinate or one outside the image (checked for
+            every row before anything is computed, whether its entry exists or not), and
+            from a failing series (the first one met), naming its file or folder.
         """
         t0 = time.perf_counter()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -334,13 +396,8 @@ class TensorCache:
         text = json.dumps(self._settings, indent=2)
         if not settings.is_file() or settings.read_text() != text:
             settings.write_text(text)  # a hit writes nothing
-        todo, stats = [], CacheStats(entries=len(index))
-        for folder, instance, centre, path in self._requests(index, centres):
-            fp = _fingerprint(folder)
-            if self._valid(path, fp):
-                stats.hits += 1
-            else:
-                todo.append((folder, instance, centre, self.config, path, fp))
+        todo, hits = self._triage(index, centres)
+        stats = CacheStats(entries=len(index), hits=hits)
         if todo:
             _remove_stale_temporaries(self.dir)  # a writer's leftovers; never read anyway
         workers = (default_workers(len(todo)) if workers is None

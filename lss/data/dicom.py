@@ -174,6 +174,20 @@ def first_file_header(series_dir: str | Path, tags: list[str]) -> pydicom.Datase
         raise DataError(f"Not a readable DICOM file: {first} ({exc})") from exc
 
 
+def _first_shape(series_dir: Path) -> tuple[int, int] | None:
+    """(Rows, Columns) from the header of a series' first file (by name): every file has
+    the same, or :func:`scan_series` refuses the series. None when the folder has no file
+    or that header lacks them, for :func:`scan_series` to report."""
+    files = list_dicom_files(series_dir)
+    if not files:
+        return None
+    ds = _read(files[0], pixels=False)
+    try:
+        return int(ds.Rows), int(ds.Columns)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _read(path: Path, *, pixels: bool) -> pydicom.Dataset | FastHeader:
     """One file: all of it, or (``pixels=False``) its header, with every value over
     1 KB (the pixel data) left unread in the file until it is accessed. Reading a
