@@ -13,7 +13,7 @@ Parts (``--only``):
   (:meth:`lss.data.TensorCache.prepare` on an empty cache), the warm path (every entry a
   hit), a naive serial loop and the bare rate of pydicom on all cores, on the same files;
 * ``train`` -- the paper's model at the default shape, fed by the real input pipeline
-  (:class:`lss.train.WindowDataset` over the cache) and from arrays in memory, with the
+  (:class:`lss.data.loader.WindowDataset` over the cache) and from arrays in memory, with the
   achieved GFLOP/s and the remedies tried for a low share of the GEMM peak;
 * ``gemm`` -- a float32 (and, for ``--precision mixed``, float16) matrix-multiply peak
   through the active Keras backend, and numpy's;
@@ -374,8 +374,8 @@ def child_train(spec: dict) -> dict:
 
     from lss.config import Config
     from lss.data import TensorCache, build_index
+    from lss.data.loader import WindowDataset
     from lss.model import build_from_config, count_flops
-    from lss.train import WindowDataset
 
     cfg = Config().replace(batch_size=spec["batch"])
     index = build_index(spec["root"]).iloc[: spec["n_samples"]]
@@ -394,7 +394,7 @@ def child_train(spec: dict) -> dict:
                       jit_compile=spec["jit"])
     flops = count_flops(model)
     readers = {"pipeline": {},  # read in the training loop: lss's setting on a CPU
-               # lss.accelerate.loader_settings on an accelerator: reader threads ahead
+               # lss.device.loader_settings on an accelerator: reader threads ahead
                "pipeline_threads": {"workers": min(4, os.cpu_count() or 1),
                                     "use_multiprocessing": False, "max_queue_size": 16}}
     feed = {m: WindowDataset(cache.paths(index), labels, batch_size=spec["batch"],

@@ -37,7 +37,7 @@
 # | --- | --- | --- |
 # | [pandas DataFrames][pandas] | Necessary | Selecting, counting and merging rows |
 # | [NumPy arrays][numpy] | Necessary | Images are 2-D arrays |
-# | [Matplotlib][mpl] | Helpful | The figures come from `lss.plots` |
+# | [Matplotlib][mpl] | Helpful | The figures come from `lss.viz` |
 # | Medical imaging | Not needed | This chapter explains what you need |
 #
 # [pandas]: https://pandas.pydata.org/docs/user_guide/10min.html
@@ -77,10 +77,11 @@ import numpy as np
 import pydicom
 
 import lss.data
-import lss.datasets
+import lss.data.sources
+import lss.data.survey
 import lss.phantom
-import lss.plots
-import lss.runinfo
+import lss.run
+import lss.viz
 from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, SEVERITIES, column_name
 
 # %% [markdown]
@@ -100,12 +101,12 @@ LEVEL = "L4/L5"
 REAL_LABELS = os.environ.get("LSS_RSNA_LABELS", "../../shared/rsna2024-labels")
 
 # %% [markdown]
-# `prepare_data` returns the data root, and `data_label` the phrase that names it. Every
+# `ensure_data` returns the data root, and `data_label` the phrase that names it. Every
 # number and figure below carries that phrase.
 
 # %%
-root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
-DATA_LABEL = lss.runinfo.data_label(root)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.run.data_label(root)
 TARGET = column_name(CONDITION, LEVEL)
 print(DATA_LABEL, "|", TARGET)
 
@@ -151,9 +152,9 @@ print(f"real label tables: {real_root or 'not found'}")
 # drawn by `lss.phantom`: no patient is shown.
 
 # %%
-anatomy = lss.plots.labelled_axial_slice(level=LEVEL, seed=SEED, shape=(576, 576),
+anatomy = lss.phantom.labelled_axial_slice(level=LEVEL, seed=SEED, shape=(576, 576),
                                          pixel_spacing=0.4)
-_ = lss.plots.plot_axial_anatomy(anatomy, data_label=f"synthetic phantom slice (seed {SEED})")
+_ = lss.viz.plot_axial_anatomy(anatomy, data_label=f"synthetic phantom slice (seed {SEED})")
 
 # %% [markdown]
 # On the left, the whole slice: the disc at the front (top), the psoas muscles beside it,
@@ -182,7 +183,7 @@ grades = {g: lss.phantom.render_axial(level=LEVEL, left=lss.phantom.GRADE_LATENT
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.8))
 for ax, (grade, s) in zip(axes, grades.items(), strict=True):
     canal = np.mean([s.left_recess, s.right_recess], axis=0)
-    lss.plots.plot_slice(s.image, point=s.left_recess, zoom=60, centre=canal, ax=ax,
+    lss.viz.plot_slice(s.image, point=s.left_recess, zoom=60, centre=canal, ax=ax,
                          orientation="axial", title=f"left recess: {grade}")
 _ = fig.suptitle(f"synthetic phantom slice (seed {SEED}), severity typical of each grade",
                  fontsize=9)
@@ -274,10 +275,10 @@ tables.train[TARGET].value_counts(dropna=False)
 # %%
 n_panels = 2 if real is not None else 1
 fig, axes = plt.subplots(1, n_panels, figsize=(4.8 * n_panels, 3.8), squeeze=False)
-lss.plots.plot_class_distribution(tables.train[TARGET].dropna(), ax=axes[0, 0],
+lss.viz.plot_class_distribution(tables.train[TARGET].dropna(), ax=axes[0, 0],
                                   title=f"{TARGET}", data_label=DATA_LABEL)
 if real is not None:
-    lss.plots.plot_class_distribution(real.train[TARGET].dropna(), ax=axes[0, 1],
+    lss.viz.plot_class_distribution(real.train[TARGET].dropna(), ax=axes[0, 1],
                                       title=f"{TARGET}", data_label=REAL_DATA_LABEL)
 fig.tight_layout()
 
@@ -394,7 +395,8 @@ else:
 
 # %%
 examples = index.groupby("label").head(1).sort_values("label")
-_ = lss.plots.plot_labelled_examples(root, examples, data_label=DATA_LABEL)
+slices = lss.data.survey.labelled_slices(root, examples)
+_ = lss.viz.plot_labelled_examples(slices, examples, data_label=DATA_LABEL)
 
 # %% [markdown]
 # The point sits in the front corner of the canal on the **image's right**. The recess
@@ -428,7 +430,7 @@ print("ImageOrientationPatient:", [round(float(v), 3) for v in ds.ImageOrientati
 # should be larger than the right label's.
 
 # %%
-pairs = lss.plots.subarticular_pairs(tables.coordinates)
+pairs = lss.data.survey.subarticular_pairs(tables.coordinates)
 print(f"{DATA_LABEL}: left x > right x in {100 * pairs['left_is_right_of_image'].mean():.1f} % "
       f"of {len(pairs)} left/right pairs")
 
@@ -438,8 +440,8 @@ print(f"{DATA_LABEL}: left x > right x in {100 * pairs['left_is_right_of_image']
 
 # %%
 if real is not None:
-    real_pairs = lss.plots.subarticular_pairs(real.coordinates)
-    _ = lss.plots.plot_left_right_x(real_pairs, data_label=REAL_DATA_LABEL)
+    real_pairs = lss.data.survey.subarticular_pairs(real.coordinates)
+    _ = lss.viz.plot_left_right_x(real_pairs, data_label=REAL_DATA_LABEL)
     print(REAL_DATA_LABEL)
     print(real_pairs.groupby("same_series")["left_is_right_of_image"]
           .agg(share_left_x_greater="mean", pairs="size").round(4))
@@ -462,8 +464,8 @@ else:
 # still says "left".
 
 # %%
-img, point, header = lss.plots.read_labelled_slice(root, examples.iloc[-1])
-_ = lss.plots.plot_flip(img, point, label="Left subarticular stenosis",
+img, point, header = lss.data.survey.read_labelled_slice(root, examples.iloc[-1])
+_ = lss.viz.plot_flip(img, point, label="Left subarticular stenosis",
                         zoom=30 / header.pixel_spacing[1],
                         data_label=f"{DATA_LABEL}, study {examples['study_id'].iloc[-1]}")
 
@@ -550,7 +552,7 @@ _ = lss.plots.plot_flip(img, point, label="Left subarticular stenosis",
 # :class: dropdown
 #
 # ```python
-# flipped, (fx, fy) = lss.plots.flip_horizontal(np.zeros((448, 448)), (300.0, 200.0))
+# flipped, (fx, fy) = lss.viz.flip_horizontal(np.zeros((448, 448)), (300.0, 200.0))
 # print(fx)  # 147.0 = 448 - 1 - 300
 # ```
 #

@@ -77,9 +77,10 @@ import numpy as np
 import pydicom
 
 import lss.data
-import lss.datasets
-import lss.plots
-import lss.runinfo
+import lss.data.sources
+import lss.data.survey
+import lss.run
+import lss.viz
 from lss.config import SEVERITIES, PreprocessConfig
 
 # %% [markdown]
@@ -105,8 +106,8 @@ WORKERS = None
 # with the series and the slice to read.
 
 # %%
-root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
-DATA_LABEL = lss.runinfo.data_label(root)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.run.data_label(root)
 tables = lss.data.load_tables(root)
 index = lss.data.build_index(tables, CONDITION, LEVEL)
 print(f"{DATA_LABEL}: {len(index)} studies indexed, {len(index.attrs['excluded'])} excluded")
@@ -171,7 +172,7 @@ print(f"normal {np.round(normal, 3)}; position along it: "
 # by `InstanceNumber` or by file name.
 
 # %%
-order = lss.plots.slice_order_table(header)
+order = lss.data.survey.slice_order_table(header)
 print(DATA_LABEL)
 order.round(1)
 
@@ -179,7 +180,7 @@ order.round(1)
 # The figure shows the same thing for this series.
 
 # %%
-_ = lss.plots.plot_slice_order(header, labelled_instance=int(first["instance_number"]),
+_ = lss.viz.plot_slice_order(header, labelled_instance=int(first["instance_number"]),
                                data_label=DATA_LABEL)
 plt.tight_layout()
 
@@ -190,12 +191,12 @@ plt.tight_layout()
 # `InstanceNumber` gives the spatial order *reversed* (the falling line), and sorting
 # file names as text (`"10.dcm"` before `"9.dcm"`) gives neither.
 #
-# How common is each direction? `lss.plots.window_survey` reads every indexed series'
+# How common is each direction? `lss.data.survey.window_survey` reads every indexed series'
 # headers (no pixels) and records, among other things, which way its instance numbers
 # run.
 
 # %%
-survey = lss.plots.window_survey(root, index, n_slices=N_SLICES)
+survey = lss.data.survey.window_survey(root, index, n_slices=N_SLICES)
 runs = survey["instances_run_with_position"].map({True: "toward the head",
                                                   False: "toward the feet"})
 print(DATA_LABEL, "| InstanceNumber grows", runs.value_counts().to_dict())
@@ -240,7 +241,7 @@ config = PreprocessConfig(n_slices=N_SLICES, image_size=IMAGE_SIZE)
 window = lss.data.level_window(header, int(first["instance_number"]), config,
                                centre_xy=(first["x"], first["y"]))
 scale = (IMAGE_SIZE / header.shape[1], IMAGE_SIZE / header.shape[0])
-_ = lss.plots.plot_window(window.volume, indices=window.indices,
+_ = lss.viz.plot_window(window.volume, indices=window.indices,
                           instance_numbers=window.instance_numbers,
                           positions=header.positions[window.indices],
                           point=(first["x"] * scale[0], first["y"] * scale[1]),
@@ -274,7 +275,7 @@ edge[["study_id", "n_in_series", "centre", "span_mm"]].head(3)
 
 # %%
 e_window = lss.data.level_window(header, int(header.instance_numbers[1]), config)
-_ = lss.plots.plot_window(e_window.volume, indices=e_window.indices,
+_ = lss.viz.plot_window(e_window.volume, indices=e_window.indices,
                           instance_numbers=e_window.instance_numbers,
                           positions=header.positions[e_window.indices],
                           title=f"study {first['study_id']}, window centred on index 1",
@@ -296,10 +297,10 @@ _ = lss.plots.plot_window(e_window.volume, indices=e_window.indices,
 # window above, with the histogram of its intensities under each.
 
 # %%
-raw, point, _header = lss.plots.read_labelled_slice(root, first)
+raw, point, _header = lss.data.survey.read_labelled_slice(root, first)
 resized = lss.data.resize_slice(raw, IMAGE_SIZE)
 scaled = window.volume[N_SLICES // 2]
-_ = lss.plots.plot_preprocessing_steps({"as stored": raw, "resized": resized,
+_ = lss.viz.plot_preprocessing_steps({"as stored": raw, "resized": resized,
                                         "scaled to [0, 1]": scaled}, data_label=DATA_LABEL)
 plt.tight_layout()
 
@@ -325,8 +326,8 @@ print(DATA_LABEL, f"| pixel size after resizing to {IMAGE_SIZE}: "
 # %%
 half_px = 15 / header.pixel_spacing[1]
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.8))
-lss.plots.plot_slice(raw, point=point, zoom=half_px, ax=axes[0], title="as stored")
-lss.plots.plot_slice(scaled, point=(point[0] * scale[0], point[1] * scale[1]),
+lss.viz.plot_slice(raw, point=point, zoom=half_px, ax=axes[0], title="as stored")
+lss.viz.plot_slice(scaled, point=(point[0] * scale[0], point[1] * scale[1]),
                      zoom=half_px * scale[0], ax=axes[1], title=f"in the {IMAGE_SIZE}-pixel input")
 _ = fig.suptitle(f"{DATA_LABEL}, study {first['study_id']}: 3 cm around the point", fontsize=9)
 
@@ -350,8 +351,8 @@ print(DATA_LABEL, f"| {len(ns)} of {len(survey)} series are not square, e.g.",
 # %%
 if len(ns):
     r = index[index["study_id"] == ns["study_id"].iloc[0]].iloc[0]
-    img = lss.plots.read_labelled_slice(root, r)[0]
-    lss.plots.plot_preprocessing_steps({"as stored": img,
+    img = lss.data.survey.read_labelled_slice(root, r)[0]
+    lss.viz.plot_preprocessing_steps({"as stored": img,
                                         "resized": lss.data.resize_slice(img, IMAGE_SIZE)},
                                        data_label=f"{DATA_LABEL}, study {r['study_id']}")
     plt.tight_layout()
@@ -367,7 +368,7 @@ if len(ns):
 # the labelled slice, as stored, in the first 20 studies:
 
 # %%
-top = [np.percentile(lss.plots.read_labelled_slice(root, r)[0], 99.5)
+top = [np.percentile(lss.data.survey.read_labelled_slice(root, r)[0], 99.5)
        for _, r in index.head(20).iterrows()]
 print(DATA_LABEL, f"| 99.5th percentile of the raw labelled slice, 20 studies: "
       f"{min(top):.0f} to {max(top):.0f} ({max(top) / min(top):.1f}-fold)")
@@ -461,7 +462,7 @@ print(f"{DATA_LABEL}\nx: shape {x.shape}, dtype {x.dtype}, range [{x.min():.2f},
 # what the model of chapter 3 will see for the first study:
 
 # %%
-_ = lss.plots.plot_window(x[0], title=f"model input x[0], label {SEVERITIES[y[0]]}",
+_ = lss.viz.plot_window(x[0], title=f"model input x[0], label {SEVERITIES[y[0]]}",
                           data_label=DATA_LABEL, vmin=0, vmax=1)
 
 # %% [markdown]

@@ -72,13 +72,13 @@ import keras
 import numpy as np
 
 import lss.data
-import lss.datasets
+import lss.data.sources
 import lss.interpret
 import lss.metrics
 import lss.model
-import lss.plots
-import lss.runinfo
+import lss.run
 import lss.train
+import lss.viz
 from lss.config import SEVERITIES, Config
 
 # %% [markdown]
@@ -104,8 +104,8 @@ WORKERS = None
 # its training: the paper's, with our slice count, image size, epochs and seed.
 
 # %%
-root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
-DATA_LABEL = lss.runinfo.data_label(root)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.run.data_label(root)
 config = Config(condition=CONDITION, level=LEVEL).replace(
     n_slices=N_SLICES, image_size=IMAGE_SIZE, epochs=DEMO_EPOCHS, seed=SEED)
 index = lss.data.build_index(root, CONDITION, LEVEL)
@@ -155,7 +155,7 @@ lss.interpret.architecture_table(model)
 # slice; the boxes after it run once per study.
 
 # %%
-_ = lss.interpret.plot_architecture(model)
+_ = lss.viz.plot_architecture(model)
 
 # %% [markdown]
 # Read it from left to right: a study enters as 8 x 128 x 128 x 1, each slice shrinks to
@@ -197,7 +197,7 @@ print(f"TimeDistributed: {cnn.count_params():,} parameters = its CNN's "
 
 # %%
 features = lss.interpret.slice_features(model, volume)
-_ = lss.interpret.plot_sequence(features, labelled_index=N_SLICES // 2,
+_ = lss.viz.plot_sequence(features, labelled_index=N_SLICES // 2,
                                 title=f"Slice features of study {row.study_id} (untrained "
                                       f"CNN)", data_label=DATA_LABEL)
 
@@ -223,7 +223,7 @@ print(f"largest difference from row 4: {np.abs(alone - features[4]).max():.1e}")
 
 # %%
 states = lss.interpret.lstm_states(model, volume)
-_ = lss.interpret.plot_sequence(states, what="LSTM unit", labelled_index=N_SLICES // 2,
+_ = lss.viz.plot_sequence(states, what="LSTM unit", labelled_index=N_SLICES // 2,
                                 title=f"LSTM state after each slice, study {row.study_id} "
                                       f"(untrained)", data_label=DATA_LABEL)
 
@@ -258,7 +258,7 @@ print(f"final state, slices in order vs reversed: largest difference "
 augment = model.get_layer("augmentation")
 draws = keras.ops.convert_to_numpy(augment(np.repeat(volume[None, ..., None], 3, axis=0),
                                            training=True))[..., 0]
-_ = lss.interpret.plot_montage([volume, *draws], row_labels=["original", "draw 1", "draw 2",
+_ = lss.viz.plot_montage([volume, *draws], row_labels=["original", "draw 1", "draw 2",
                                                              "draw 3"],
                                points=[point, None, None, None],
                                title="The paper's augmentation: one rotation, zoom and flip "
@@ -287,7 +287,7 @@ print(f"largest difference between slices after augmentation: {np.ptp(out, axis=
 # still says "left":
 
 # %%
-_ = lss.plots.plot_flip(volume[N_SLICES // 2], point,
+_ = lss.viz.plot_flip(volume[N_SLICES // 2], point,
                         label=f"{SEVERITIES[row.label]} left subarticular stenosis",
                         data_label=f"study {row.study_id}, {DATA_LABEL}")
 
@@ -338,7 +338,7 @@ print(f"{DATA_LABEL}: always '{majority['class']}' scores {majority['accuracy']:
 # so that a change of one study in 40 is not drawn as a cliff.
 
 # %%
-axes = lss.plots.plot_history(short.history, baseline_accuracy=majority["accuracy"],
+axes = lss.viz.plot_history(short.history, baseline_accuracy=majority["accuracy"],
                               data_label=DATA_LABEL)
 _ = axes[0].set_ylim(0, 1)
 

@@ -72,15 +72,17 @@ from pathlib import Path
 
 import pandas as pd
 
-import lss.accelerate
 import lss.data
-import lss.datasets
+import lss.data.loader
+import lss.data.sources
+import lss.device
 import lss.interpret
 import lss.metrics
 import lss.model
-import lss.plots
-import lss.runinfo
+import lss.paper
+import lss.run
 import lss.train
+import lss.viz
 from lss.config import Config
 
 # %% [markdown]
@@ -104,8 +106,8 @@ WORKERS = None
 # The data root, its label, and the run folder that chapter 5 reads.
 
 # %%
-root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
-DATA_LABEL = lss.runinfo.data_label(root)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.run.data_label(root)
 RUN_DIR = Path(WORK_DIR) / "cnn_lstm"
 config = Config(condition=CONDITION, level=LEVEL)
 print(DATA_LABEL, "->", RUN_DIR)
@@ -116,7 +118,7 @@ print(DATA_LABEL, "->", RUN_DIR)
 # `describe_accelerator` asks the Keras backend which device it will train on.
 
 # %%
-accelerator = lss.accelerate.describe_accelerator()
+accelerator = lss.device.describe_accelerator()
 pd.Series(accelerator, name="this machine").to_frame()
 
 # %% [markdown]
@@ -125,7 +127,7 @@ pd.Series(accelerator, name="this machine").to_frame()
 # (`KERAS_BACKEND=jax`). The number of epochs follows from it:
 
 # %%
-epochs = lss.accelerate.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
+epochs = lss.device.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
 if accelerator["kind"] == "CPU" and EPOCHS is None:
     print(f"No GPU or TPU: a short run of {epochs} epochs on the CPU "
           f"({accelerator['cpu_count']} cores). The paper trains 20; see 'What it costs'.")
@@ -143,7 +145,7 @@ else:
 # off there:
 
 # %%
-policy = lss.accelerate.use_mixed_precision(MIXED_PRECISION, accelerator=accelerator)
+policy = lss.device.use_mixed_precision(MIXED_PRECISION, accelerator=accelerator)
 print(f"{accelerator['label']}: dtype policy '{policy}'")
 
 # %% [markdown]
@@ -174,7 +176,7 @@ pd.DataFrame([(layer.name, layer.compute_dtype, layer.variable_dtype)
 # policy goes back to float32 here:
 
 # %%
-print(lss.accelerate.use_mixed_precision(False), "| the optimizer of the demo model:",
+print(lss.device.use_mixed_precision(False), "| the optimizer of the demo model:",
       type(demo.optimizer).__name__)
 
 # %% [markdown]
@@ -182,7 +184,7 @@ print(lss.accelerate.use_mixed_precision(False), "| the optimizer of the demo mo
 #
 # An epoch reads every training window once. The windows come from the cache of
 # chapter 2, one `.npz` file of 8 x 128 x 128 float32 (512 KiB) per study, through
-# `lss.train.WindowDataset`, a `keras.utils.PyDataset`. With `workers` above 1, it
+# `lss.data.loader.WindowDataset`, a `keras.utils.PyDataset`. With `workers` above 1, it
 # reads batches in that many threads, up to `max_queue_size` batches ahead of the
 # model: the next batches are being read while the accelerator computes on this one
 # (prefetching). The threads are `lss`'s own, not Keras': Keras' reader keeps batches it
@@ -193,7 +195,7 @@ print(lss.accelerate.use_mixed_precision(False), "| the optimizer of the demo mo
 # for this machine:
 
 # %%
-loader = lss.accelerate.loader_settings(accelerator)
+loader = lss.device.loader_settings(accelerator)
 print(accelerator["label"], "->", loader)
 
 # %% [markdown]
@@ -207,7 +209,7 @@ index = lss.data.build_index(root, CONDITION, LEVEL)
 cache = lss.data.TensorCache(root, config.preprocess, cache_dir=CACHE_DIR)
 print(DATA_LABEL, "|", cache.prepare(index, workers=WORKERS))
 paths, batch = cache.paths(index), config.train.batch_size
-in_memory = lss.accelerate.ArrayBatches(cache.load(index), batch_size=batch)
+in_memory = lss.data.loader.ArrayBatches(cache.load(index), batch_size=batch)
 print(f"in memory: {in_memory.volumes.nbytes / 2**20:.0f} MiB for {len(index)} studies")
 
 # %% [markdown]
@@ -215,11 +217,11 @@ print(f"in memory: {in_memory.volumes.nbytes / 2**20:.0f} MiB for {len(index)} s
 
 # %%
 rates = pd.Series({
-    "cache, read in the loop": lss.accelerate.batches_per_second(
-        lss.train.WindowDataset(paths, batch_size=batch), repeats=2),
-    "cache, 4 threads ahead": lss.accelerate.batches_per_second(
-        lss.train.WindowDataset(paths, batch_size=batch, workers=4), repeats=2),
-    "in memory": lss.accelerate.batches_per_second(in_memory, repeats=2),
+    "cache, read in the loop": lss.data.loader.batches_per_second(
+        lss.data.loader.WindowDataset(paths, batch_size=batch), repeats=2),
+    "cache, 4 threads ahead": lss.data.loader.batches_per_second(
+        lss.data.loader.WindowDataset(paths, batch_size=batch, workers=4), repeats=2),
+    "in memory": lss.data.loader.batches_per_second(in_memory, repeats=2),
 }, name=f"batches of {batch} per second ({accelerator['label']}; {DATA_LABEL})")
 rates.round(1)
 
@@ -232,7 +234,7 @@ rates.round(1)
 #
 # ## The full training run
 #
-# `train_on_accelerator` is `lss.train.train` set up for this machine: the paper's
+# `train_on_device` is `lss.train.train` set up for this machine: the paper's
 # settings, `epochs` as above, the seed, the precision policy and the loader settings.
 # Chapter 5 repeats this exact call when it is opened without this run folder.
 # `overwrite=True` replaces a previous run of this chapter. `epochs` is a maximum: the
@@ -240,7 +242,7 @@ rates.round(1)
 # (`TrainConfig.early_stopping_patience`).
 
 # %%
-result = lss.accelerate.train_on_accelerator(
+result = lss.train.train_on_device(
     root, RUN_DIR, epochs=EPOCHS, cpu_epochs=CPU_EPOCHS, seed=SEED, config=config,
     cache_dir=CACHE_DIR, mixed_precision=MIXED_PRECISION, overwrite=True)
 
@@ -248,7 +250,7 @@ result = lss.accelerate.train_on_accelerator(
 # The run folder records what was run, on which data, with which precision and loader:
 
 # %%
-manifest = lss.runinfo.read_manifest(RUN_DIR)
+manifest = lss.run.RunDir(RUN_DIR).read_manifest()
 {k: manifest[k] for k in ("status", "precision", "loader", "epochs_run", "train_seconds",
                           "n_train", "n_val", "class_counts")} | {"data": DATA_LABEL}
 
@@ -268,7 +270,7 @@ print(f"{DATA_LABEL}: always Normal/Mild {majority:.3f}; class-share log loss {p
 # The curves, saved in the run folder beside the model:
 
 # %%
-axes = lss.plots.plot_history(result.history, baseline_accuracy=majority,
+axes = lss.viz.plot_history(result.history, baseline_accuracy=majority,
                               data_label=DATA_LABEL)
 axes[0].set_ylim(0, 1)
 axes[1].axhline(prior, color="grey", linestyle=":", label="class shares only")
@@ -291,14 +293,14 @@ _ = axes[0].figure.savefig(RUN_DIR / "training_curves.png", dpi=120, bbox_inches
 
 # %%
 pd.set_option("display.max_colwidth", 60)
-lss.interpret.paper_comparison(result.history, majority_accuracy=majority,
+lss.paper.paper_comparison(result.history, majority_accuracy=majority,
                                data_label=DATA_LABEL, prior_log_loss=prior)
 
 # %% [markdown]
 # And as curves, the paper's reported points as open markers at epochs 1 and 20:
 
 # %%
-axes = lss.interpret.plot_paper_comparison(result.history, majority_accuracy=majority,
+axes = lss.viz.plot_paper_comparison(result.history, majority_accuracy=majority,
                                            data_label=DATA_LABEL, prior_log_loss=prior)
 _ = axes[0].figure.savefig(RUN_DIR / "paper_comparison.png", dpi=120, bbox_inches="tight")
 
@@ -378,7 +380,7 @@ print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,9
 #
 # In this chapter we:
 #
-# - found the accelerator with `lss.accelerate.describe_accelerator` and chose the
+# - found the accelerator with `lss.device.describe_accelerator` and chose the
 #   number of epochs from it: the paper's 20 on a GPU, a short run on a CPU;
 # - switched on mixed precision where there is a GPU (float16 compute, float32
 #   weights, a float32 softmax, loss scaling);
@@ -418,8 +420,8 @@ print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,9
 # ```python
 # for size in (8, 32):
 #     for workers in (1, 2, 4, 8):
-#         ds = lss.train.WindowDataset(paths, batch_size=size, workers=workers)
-#         rate = lss.accelerate.batches_per_second(ds, repeats=2)
+#         ds = lss.data.loader.WindowDataset(paths, batch_size=size, workers=workers)
+#         rate = lss.data.loader.batches_per_second(ds, repeats=2)
 #         print(f"batch {size}, {workers} threads: {rate * size:.0f} studies/s")
 # ```
 #
@@ -434,7 +436,7 @@ print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,9
 # :class: dropdown
 #
 # ```python
-# fp32 = lss.accelerate.train_on_accelerator(
+# fp32 = lss.train.train_on_device(
 #     root, Path(WORK_DIR) / "cnn_lstm_fp32", epochs=EPOCHS, cpu_epochs=CPU_EPOCHS,
 #     seed=SEED, config=config, cache_dir=CACHE_DIR, mixed_precision=False,
 #     overwrite=True)
@@ -459,4 +461,4 @@ print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,9
 #   <https://arxiv.org/abs/1710.03740>
 # - Keras, `PyDataset`: <https://keras.io/api/utils/python_utils/#pydataset-class>
 # - Google Colab, using a GPU or TPU runtime: <https://colab.research.google.com/>
-# - The code of this chapter: `help(lss.accelerate)`, `help(lss.train.train)`.
+# - The code of this chapter: `help(lss.device)`, `help(lss.train.train)`.

@@ -71,14 +71,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-import lss.accelerate
 import lss.data
-import lss.datasets
+import lss.data.sources
+import lss.device
 import lss.evaluate
 import lss.interpret
 import lss.metrics
-import lss.plots
-import lss.runinfo
+import lss.run
+import lss.train
+import lss.viz
 from lss.config import SEVERITIES, Config
 
 # %% [markdown]
@@ -103,9 +104,10 @@ OCCLUSION_PATCH = 16
 # The data root and its label.
 
 # %%
-root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
-DATA_LABEL = lss.runinfo.data_label(root)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.run.data_label(root)
 RUN_DIR = Path(WORK_DIR) / "cnn_lstm"
+run = lss.run.RunDir(RUN_DIR)
 print(DATA_LABEL, "|", RUN_DIR)
 
 # %% [markdown]
@@ -115,9 +117,9 @@ print(DATA_LABEL, "|", RUN_DIR)
 # chapter finds no run there and trains it with the same call as chapter 4.
 
 # %%
-if not (RUN_DIR / "best.keras").is_file():
+if not run.model.is_file():
     print(f"No run in {RUN_DIR}: training it as chapter 4 does")
-    lss.accelerate.train_on_accelerator(
+    lss.train.train_on_device(
         root, RUN_DIR, epochs=EPOCHS, cpu_epochs=CPU_EPOCHS, seed=SEED,
         config=Config(condition=CONDITION, level=LEVEL), cache_dir=CACHE_DIR, overwrite=True)
 
@@ -126,7 +128,7 @@ if not (RUN_DIR / "best.keras").is_file():
 # epochs, its precision and where it ran.
 
 # %%
-manifest = lss.runinfo.read_manifest(RUN_DIR)
+manifest = run.read_manifest()
 print(f"run data: {manifest['data']['label']}\nthis chapter's data: {DATA_LABEL}\n"
       f"epochs run: {manifest['epochs_run']}, precision: {manifest['precision']}, "
       f"backend: {manifest['environment']['keras_backend']}")
@@ -138,12 +140,11 @@ print(f"run data: {manifest['data']['label']}\nthis chapter's data: {DATA_LABEL}
 # lowest validation loss) and scores the predictions beside the two reference points
 # computed on the same split: **majority**, always the training split's most frequent
 # grade, and **prior**, always the training split's class shares as probabilities. It
-# writes `metrics.json` and `predictions.csv` to `out_dir` (the figures are drawn
-# below instead).
+# writes `metrics.json` and `predictions.csv` into the run folder (the figures are
+# drawn below instead).
 
 # %%
-report = lss.evaluate.evaluate_run(RUN_DIR, root, out_dir=RUN_DIR / "eval",
-                                   cache_dir=CACHE_DIR, figures=False)
+report = lss.evaluate.evaluate_run(RUN_DIR, root, cache_dir=CACHE_DIR, figures=False)
 print(lss.metrics.format_report(report, data_label=report["data"]["label"]))
 
 # %% [markdown]
@@ -173,9 +174,9 @@ print(f"{DATA_LABEL}: accuracy {accuracy:.3f} +/- {error:.3f} (one standard erro
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 4))
 cm = report["model"]["confusion_matrix"]
-lss.plots.plot_confusion_matrix(cm, ax=axes[0], data_label=DATA_LABEL)
-lss.plots.plot_confusion_matrix(cm, normalize=True, ax=axes[1], data_label=DATA_LABEL)
-_ = fig.savefig(RUN_DIR / "eval" / "confusion_matrix.png", dpi=120, bbox_inches="tight")
+lss.viz.plot_confusion_matrix(cm, ax=axes[0], data_label=DATA_LABEL)
+lss.viz.plot_confusion_matrix(cm, normalize=True, ax=axes[1], data_label=DATA_LABEL)
+_ = fig.savefig(RUN_DIR / "confusion_matrix.png", dpi=120, bbox_inches="tight")
 
 # %% [markdown]
 # Look at the columns first: a column that is all zeros is a grade the model never
@@ -197,7 +198,7 @@ per_class.round(3)
 # the wrong predictions that gave the true grade the lowest probability:
 
 # %%
-predictions = pd.read_csv(RUN_DIR / "eval" / "predictions.csv")
+predictions, _, _ = run.read_predictions()
 worst = lss.interpret.most_wrong(predictions, N_WORST)
 print(DATA_LABEL)
 columns = [f"p_{s}" for s in SEVERITIES]
@@ -209,7 +210,7 @@ worst[["study_id", "true", "predicted_grade", "p_true", *columns]].round(3)
 # graded Normal/Mild study comes last, for comparison.
 
 # %%
-model, config = lss.evaluate.load_run(RUN_DIR)
+model, config = run.load()
 index = lss.data.build_index(root, CONDITION, LEVEL).set_index("study_id")
 normal_id = predictions.query("label == 0 and predicted == 0").study_id.iloc[0]
 windows = [lss.data.level_window(
@@ -225,7 +226,7 @@ size = config.preprocess.image_size
 # %%
 labels = [f"{s}\ntrue {t}\np(true) {p:.2f}" for s, t, p in
           worst[["study_id", "true", "p_true"]].itertuples(index=False)]
-_ = lss.interpret.plot_montage(
+_ = lss.viz.plot_montage(
     [w.volume for w in windows[:N_WORST]], row_labels=labels,
     points=[lss.interpret.window_point(w, size) for w in windows[:N_WORST]],
     title=f"The {N_WORST} validation studies the model gets most wrong", data_label=DATA_LABEL)
@@ -241,7 +242,7 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
 for ax, w, sid in zip(axes, [windows[0], windows[-1]], [worst.study_id[0], normal_id],
                       strict=True):
     pt = lss.interpret.window_point(w, size)
-    lss.plots.plot_slice(w.volume[len(w.volume) // 2], point=pt, zoom=size / 6, ax=ax,
+    lss.viz.plot_slice(w.volume[len(w.volume) // 2], point=pt, zoom=size / 6, ax=ax,
                          centre=((size - 1) / 2, pt[1]), orientation="axial",
                          title=f"study {sid}: {SEVERITIES[int(index.label[sid])]}")
 _ = fig.suptitle(f"Labelled slices, zoomed on the recesses\n{DATA_LABEL}", fontsize=9)
@@ -263,7 +264,7 @@ volume = windows[0].volume
 point = lss.interpret.window_point(windows[0], config.preprocess.image_size)
 predicted = SEVERITIES.index(worst.predicted_grade[0])
 cam = lss.interpret.grad_cam(model, volume, class_index=predicted)
-_ = lss.interpret.plot_saliency(volume, cam, point=point, data_label=DATA_LABEL,
+_ = lss.viz.plot_saliency(volume, cam, point=point, data_label=DATA_LABEL,
                                 method=f"Grad-CAM, '{SEVERITIES[predicted]}'",
                                 title=f"Study {worst.study_id[0]}: why "
                                       f"'{SEVERITIES[predicted]}'?")
@@ -292,7 +293,7 @@ print(f"{DATA_LABEL}, study {worst.study_id[0]}: blanking one patch removes at m
 
 # %%
 shape = occlusion / occlusion.max() if occlusion.max() > 0 else occlusion
-_ = lss.interpret.plot_saliency(volume, shape, point=point,
+_ = lss.viz.plot_saliency(volume, shape, point=point,
                                 method="occlusion (stretched)",
                                 title=f"Study {worst.study_id[0]}: what the prediction needs",
                                 data_label=DATA_LABEL)
@@ -331,7 +332,7 @@ sentences[["study_id", "label", "description"]].head(8)
 # ## What the phantom numbers do and do not say
 #
 # Everything above was measured on the synthetic phantom
-# (`lss.runinfo.data_label(root)` printed it with every number). The phantom is a set of
+# (`lss.run.data_label(root)` printed it with every number). The phantom is a set of
 # drawn cross-sections of the lower back, stored as DICOM in the Kaggle layout, in
 # which each study's recess is narrowed according to a sampled grade.
 #
@@ -419,7 +420,7 @@ sentences[["study_id", "label", "description"]].head(8)
 # true = SEVERITIES.index(worst.true[0])
 # cam_true = lss.interpret.grad_cam(model, volume, class_index=true)
 # print(f"largest value: {cam_true.max():.3f} ({DATA_LABEL})")
-# _ = lss.interpret.plot_saliency(volume, cam_true, point=point,
+# _ = lss.viz.plot_saliency(volume, cam_true, point=point,
 #                                 method=f"Grad-CAM, '{SEVERITIES[true]}'",
 #                                 data_label=DATA_LABEL)
 # ```
@@ -431,13 +432,13 @@ sentences[["study_id", "label", "description"]].head(8)
 # :::
 #
 # **Exercise 3.** Is the model calibrated? Draw the reliability diagram of the
-# validation predictions with `lss.plots.plot_reliability`.
+# validation predictions with `lss.viz.plot_reliability`.
 #
 # :::{admonition} Solution
 # :class: dropdown
 #
 # ```python
-# _ = lss.plots.plot_reliability(predictions.label,
+# _ = lss.viz.plot_reliability(predictions.label,
 #                                predictions[[f"p_{s}" for s in SEVERITIES]].to_numpy(),
 #                                n_bins=5, data_label=DATA_LABEL)
 # ```

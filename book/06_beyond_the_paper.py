@@ -71,13 +71,17 @@ from pathlib import Path
 
 import pandas as pd
 
-import lss.accelerate
-import lss.datasets
+import lss.baselines
+import lss.comparison
+import lss.config
+import lss.data.sources
+import lss.data.survey
+import lss.device
 import lss.experiments
-import lss.plots
-import lss.runinfo
-from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, Config
-from lss.config import LocaliserConfig
+import lss.localiser
+import lss.run
+import lss.viz
+from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, Config, LocaliserConfig
 
 # %% [markdown]
 # The settings. `EPOCHS = None` means the paper's 20 epochs at its learning rate of 1e-4
@@ -104,17 +108,17 @@ LEVEL_SLICES = 3       # row 6's window: the slices of the level, not 8
 LOCALISER_SIZE = 64    # the localiser sees the labelled slice at this size (96 in full)
 LOCALISER_EPOCHS = 12  # 40 in full
 N_BOOT = 1000          # bootstrap resamples for the intervals of the differences
-REAL_RUN_DIR = None    # the --out folder of `python -m lss.experiments` on the RSNA data
+REAL_RUN_DIR = None    # the --out folder of `lss experiments` on the RSNA data
 
 # %% [markdown]
 # The data root and its label, the device, and the budget every row gets.
 
 # %%
 t_start = time.perf_counter()
-root = lss.datasets.prepare_data(DATA_DIR, source=DATA_SOURCE)
-DATA_LABEL = lss.runinfo.data_label(root)
-accelerator = lss.accelerate.describe_accelerator()
-epochs = lss.accelerate.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+DATA_LABEL = lss.run.data_label(root)
+accelerator = lss.device.describe_accelerator()
+epochs = lss.device.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
 learning_rate = LEARNING_RATE or (CPU_LEARNING_RATE if accelerator["kind"] == "CPU" else
                                   Config().train.learning_rate)
 OUT_DIR = Path(WORK_DIR) / "experiments"
@@ -191,14 +195,14 @@ pd.DataFrame([{"row": e.name, "what": e.description, "changes": getattr(e, "chan
 # It is a few convolutions on the labelled slice (resized to `LOCALISER_SIZE` pixels),
 # ending in a score per cell of a coarse grid; a softmax turns the scores into a
 # probability map, and the answer is the map's mean position (a *spatial
-# soft-argmax*). `prepare_localiser` trains it on the training split only, saves it,
+# soft-argmax*). `lss.localiser.fit_split_localiser` trains it on the training split only, saves it,
 # predicts the validation studies' points and then, and only then, measures their
 # distance to the table's points.
 
 # %%
 LOCALISER = LocaliserConfig(image_size=LOCALISER_SIZE, epochs=LOCALISER_EPOCHS, seed=SEED)
 index, split = lss.experiments.shared_split(root, experiments[0].config)
-_, _, loc_errors = lss.experiments.prepare_localiser(
+_, _, loc_errors = lss.localiser.fit_split_localiser(
     root, OUT_DIR, index, split, config=LOCALISER, cache_dir=CACHE_DIR, retrain=True)
 print(f"{DATA_LABEL}: localiser on {loc_errors['n']} validation studies: median error "
       f"{loc_errors['median_px']:.1f} px = {loc_errors['median_mm']:.2f} mm, 90th percentile "
@@ -211,8 +215,8 @@ print(f"{DATA_LABEL}: localiser on {loc_errors['n']} validation studies: median 
 # table's point (green), the localiser's (red cross) and the square the ROI model sees:
 
 # %%
-_ = lss.experiments.plot_localiser_examples(
-    root, OUT_DIR / "localiser" / "val_centres.csv", data_label=DATA_LABEL, crop_mm=CROP_MM)
+worst = lss.data.survey.localiser_examples(root, OUT_DIR / "localiser" / "val_centres.csv")
+_ = lss.viz.plot_localiser_examples(worst, data_label=DATA_LABEL, crop_mm=CROP_MM)
 
 # %% [markdown]
 # Check that the red square holds the green point, with some margin, even for the
@@ -230,7 +234,7 @@ _ = lss.experiments.plot_localiser_examples(
 # %%
 table = lss.experiments.run_experiments(
     root, experiments, OUT_DIR, cache_dir=CACHE_DIR, localiser=LOCALISER, overwrite=True,
-    n_boot=N_BOOT, train_options={"loader": lss.accelerate.loader_settings(accelerator)})
+    n_boot=N_BOOT, train_options={"loader": lss.device.loader_settings(accelerator)})
 
 # %% [markdown]
 # ## The table
@@ -249,13 +253,13 @@ table = lss.experiments.run_experiments(
 # (the same resample for both rows).
 
 # %%
-print(lss.experiments.format_table(table, data_label=DATA_LABEL))
+print(lss.comparison.format_table(table, data_label=DATA_LABEL))
 
 # %% [markdown]
 # The same as bars, the reference points as lines:
 
 # %%
-_ = lss.experiments.plot_experiment_table(table, data_label=DATA_LABEL)
+_ = lss.viz.plot_experiment_table(table, data_label=DATA_LABEL)
 
 # %% [markdown]
 # A row whose balanced-accuracy bar sits on the majority line answers one grade for
@@ -265,7 +269,7 @@ _ = lss.experiments.plot_experiment_table(table, data_label=DATA_LABEL)
 
 # %%
 print(f"[{DATA_LABEL}, {epochs} epochs per row]")
-for sentence in lss.experiments.summarise(table):
+for sentence in lss.comparison.summarise(table):
     print("-", sentence)
 print("- combined:", table.set_index("experiment").loc["combined", "description"])
 
@@ -287,7 +291,7 @@ table.loc[table.kind == "model",
 # the same split, seed and settings (on a CPU it reproduces the row's numbers exactly):
 
 # %%
-print(lss.runinfo.read_manifest(OUT_DIR / "roi_level")["experiment"]["rerun"])
+print(lss.run.RunDir(OUT_DIR / "roi_level").read_manifest()["experiment"]["rerun"])
 
 # %% [markdown]
 # ## What the inputs hold: a linear probe
@@ -301,7 +305,7 @@ print(lss.runinfo.read_manifest(OUT_DIR / "roi_level")["experiment"]["rerun"])
 # ROI's validation crops are centred by the localiser, as the run's were.
 
 # %%
-probe = pd.DataFrame({name: lss.experiments.linear_probe(OUT_DIR / name, root,
+probe = pd.DataFrame({name: lss.baselines.linear_probe(OUT_DIR / name, root,
                                                          cache_dir=CACHE_DIR)
                       for name in ("paper", "roi")}).T
 print(DATA_LABEL)
@@ -322,9 +326,9 @@ probe[["balanced_accuracy", "macro_f1", "rsna_log_loss", "C", "centres"]]
 # plots how often that grade was right:
 
 # %%
-best = lss.experiments.best_row(table)
-_, y_val, proba_val = lss.experiments.load_predictions(best["run_dir"])
-ax = lss.plots.plot_reliability(y_val, proba_val, n_bins=5, data_label=DATA_LABEL)
+best = lss.comparison.best_row(table)
+_, y_val, proba_val = lss.run.RunDir(best["run_dir"]).read_predictions()
+ax = lss.viz.plot_reliability(y_val, proba_val, n_bins=5, data_label=DATA_LABEL)
 _ = ax.set_title(f"Reliability of '{best['experiment']}'\n{DATA_LABEL}", fontsize=9)
 
 # %% [markdown]
@@ -377,21 +381,19 @@ print(f"Paper (real RSNA 2024 data): validation accuracy {PAPER_RESULTS['val_acc
       f"always Normal/Mild on the real labels: {REAL_MAJORITY_SHARE:.1%}")
 
 # %% [markdown]
-# The full comparison on the RSNA data is one command per row, with the paper's 20
-# epochs and the full localiser; run them on a GPU, in this order (`combined` reads the
-# table the other rows leave in the output folder):
+# The full comparison on the RSNA data is one command, with the paper's 20 epochs and
+# the full localiser; run it on a GPU. Each row can then be trained again alone from
+# its saved settings, `lss train --config <row>/config.json` (its manifest records the
+# command):
 
 # %%
 REAL_DATA = "/path/to/rsna-2024-lumbar-spine-degenerative-classification"
-full = lss.experiments.default_experiments(
-    base, epochs=lss.config.PAPER_EPOCHS, class_weight=CLASS_WEIGHT, crop_mm=CROP_MM,
-    roi_image_size=ROI_IMAGE_SIZE, level_slices=LEVEL_SLICES)
-print("\n".join(lss.experiments.cli_commands(REAL_DATA, "runs/experiments-rsna", full,
-                                             localiser=LocaliserConfig(seed=SEED))))
+print(f"lss experiments --data {REAL_DATA} --out runs/experiments-rsna "
+      f"--epochs {lss.config.PAPER_EPOCHS} --seed {SEED} --class-weight {CLASS_WEIGHT} "
+      f"--crop-mm {CROP_MM:g} --roi-size {ROI_IMAGE_SIZE} --level-slices {LEVEL_SLICES}")
 
 # %% [markdown]
-# Or all rows and the table at once: `python -m lss.experiments --data ... --out
-# runs/experiments-rsna --seed 0`. The ROI run folder then predicts the test split with
+# One row alone: add `--row roi` (repeatable). The ROI run folder then predicts the test split with
 # `lss predict --run runs/experiments-rsna/roi --data ...`, cropping where its localiser
 # points.
 #
@@ -403,7 +405,7 @@ print("\n".join(lss.experiments.cli_commands(REAL_DATA, "runs/experiments-rsna",
 if REAL_RUN_DIR is None:
     print("No run on the RSNA data given (REAL_RUN_DIR): the real column stays empty.")
 else:
-    real = lss.experiments.load_table(REAL_RUN_DIR)
+    real = lss.comparison.load_table(REAL_RUN_DIR)
     if real.attrs["data"]["kind"] != "rsna":
         raise ValueError(f"{REAL_RUN_DIR} was measured on {real.attrs['data']['label']}, "
                          f"not on the RSNA data")

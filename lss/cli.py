@@ -1,14 +1,16 @@
-"""The ``lss`` command: prepare, train, evaluate, predict.
+"""The ``lss`` command: prepare, train, evaluate, predict, experiments.
 
 Examples
 --------
 ::
 
-    lss prepare  --data data/phantom
-    lss train    --data data/phantom --run runs/cnn_lstm --epochs 20
-    lss evaluate --run runs/cnn_lstm
-    lss predict  --run runs/cnn_lstm --data data/phantom --out submission.csv
-    lss predict  --run runs/cnn_lstm --study data/phantom/test_images/123 --out one.csv
+    lss prepare     --data data/phantom
+    lss train       --data data/phantom --run runs/cnn_lstm --epochs 20
+    lss train       --data data/phantom --config runs/experiments/roi/config.json --run runs/roi
+    lss evaluate    --run runs/cnn_lstm
+    lss predict     --run runs/cnn_lstm --data data/phantom --out submission.csv
+    lss predict     --run runs/cnn_lstm --study data/phantom/test_images/123 --out one.csv
+    lss experiments --data data/phantom --out runs/experiments [--row no_flip]
 
 Bad paths and bad data end with a one-line ``lss: error: ...`` and exit code 2; an
 interrupted training ends with exit code 130 and can be continued with ``--resume``.
@@ -53,30 +55,19 @@ def _config(args: argparse.Namespace):
     return cfg.replace(**changes)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and documentation)."""
-    parser = argparse.ArgumentParser(
-        prog="lss", description="Grade lumbar spinal stenosis on axial T2 MRI (RSNA 2024 "
-        "layout) with the paper's CNN-LSTM.")
-    from lss import __version__
+def _target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML or JSON config file (lss.config.Config), e.g. the "
+                   "config.json of a run or of an experiment's row")
+    p.add_argument("--condition", help="e.g. left_subarticular_stenosis")
+    p.add_argument("--level", help="e.g. L4/L5")
+    p.add_argument("--slices", type=int, help="slices in the level window")
+    p.add_argument("--image-size", type=int, help="resize slices to this square size")
 
-    parser.add_argument("--version", action="version", version=f"lss {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    def target_options(p):
-        p.add_argument("--config", help="YAML or JSON config file (lss.config.Config)")
-        p.add_argument("--condition", help="e.g. left_subarticular_stenosis")
-        p.add_argument("--level", help="e.g. L4/L5")
-        p.add_argument("--slices", type=int, help="slices in the level window")
-        p.add_argument("--image-size", type=int, help="resize slices to this square size")
-
-    p = sub.add_parser("prepare", help="fill the preprocessing cache")
-    _add_common(p)
-    target_options(p)
-
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train the CNN-LSTM and write a run folder")
     _add_common(p)
-    target_options(p)
+    _target_options(p)
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -88,10 +79,52 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run from its last finished epoch")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
+
+def _add_experiments(sub) -> None:
+    from lss.config import PAPER_EPOCHS, Config, LocaliserConfig
+
+    p = sub.add_parser("experiments", help="the comparison beyond the paper, or one row of it")
+    _add_common(p)
+    p.add_argument("--out", default="runs/experiments", help="output folder (%(default)s)")
+    p.add_argument("--row", action="append", help="run only this row (repeatable); "
+                   "default: every row, then the table")
+    p.add_argument("--epochs", type=int, default=PAPER_EPOCHS,
+                   help="epochs of every row (default %(default)s, the paper's)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="learning rate of every row (default: the paper's 1e-4)")
+    p.add_argument("--level-slices", type=int, default=3,
+                   help="the roi_level row's window, in slices (%(default)s)")
+    p.add_argument("--seed", type=int, default=Config().train.seed,
+                   help="seed of the split, the weights, the augmentation and the localiser "
+                   "(%(default)s)")
+    p.add_argument("--class-weight", default="balanced", choices=["balanced", "rsna"],
+                   help="the class_weights row's scheme (%(default)s)")
+    p.add_argument("--crop-mm", type=float, default=40.0, help="the roi row's crop (%(default)s)")
+    p.add_argument("--roi-size", type=int, default=64,
+                   help="the roi row's crops are resized to this (%(default)s)")
+    p.add_argument("--localiser-epochs", type=int, default=LocaliserConfig().epochs)
+    p.add_argument("--localiser-size", type=int, default=LocaliserConfig().image_size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and documentation)."""
+    from lss import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lss", description="Grade lumbar spinal stenosis on axial T2 MRI (RSNA 2024 "
+        "layout) with the paper's CNN-LSTM.")
+    parser.add_argument("--version", action="version", version=f"lss {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="fill the preprocessing cache")
+    _add_common(p)
+    _target_options(p)
+    _add_train(sub)
+
     p = sub.add_parser("evaluate", help="score a run on its validation split")
     _add_common(p, data_default=None)
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
-    p.add_argument("--out", help="output folder (default: <run>/eval)")
+    p.add_argument("--out", help="output folder (default: the run folder)")
 
     p = sub.add_parser("predict", help="write a submission CSV for a test split or a study")
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
@@ -100,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--study", help="one study folder: <study_id>/<series_id>/*.dcm")
     p.add_argument("--split", default="test", choices=["test", "train"])
     p.add_argument("--out", default="submission.csv", help="CSV path (default: %(default)s)")
+    _add_experiments(sub)
     return parser
 
 
@@ -114,67 +148,118 @@ def _print_excluded(info: dict) -> None:
         print(f"excluded {len(excluded)} {what}: {names}{more}")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from lss.runinfo import data_label
+def _prepare(args: argparse.Namespace) -> int:
+    from lss.data import TensorCache, build_index
+    from lss.run import data_label
 
-    if args.command == "prepare":
-        from lss.data import TensorCache, build_index
+    cfg = _config(args)
+    index = build_index(args.data, cfg.condition, cfg.level)
+    stats = TensorCache(args.data, cfg.preprocess, cache_dir=args.cache).prepare(
+        index, workers=args.workers)
+    print(f"{cfg.target} on {data_label(args.data)}: {stats}")
+    _print_excluded(index.attrs)
+    return 0
 
-        cfg = _config(args)
-        index = build_index(args.data, cfg.condition, cfg.level)
-        stats = TensorCache(args.data, cfg.preprocess, cache_dir=args.cache).prepare(
-            index, workers=args.workers)
-        print(f"{cfg.target} on {data_label(args.data)}: {stats}")
-        _print_excluded(index.attrs)
+
+def _train_roi(args: argparse.Namespace, cfg) -> int:
+    """An ROI config trains its localiser first (as its experiment row did), then the model,
+    and is scored at the localiser's centres (lss.experiments.run_experiment)."""
+    from lss.experiments import Experiment, run_experiment
+
+    if args.resume:
+        raise ValueError("--resume is not supported for a region-of-interest config; "
+                         "train it again")
+    run = Path(args.run)
+    row = run_experiment(args.data, Experiment(run.name, cfg, "lss train --config"),
+                         run.parent, cache_dir=args.cache, workers=args.workers,
+                         overwrite=False, verbose=0 if args.quiet else 2)
+    print(f"Done: balanced accuracy {row['balanced_accuracy']:.3f}, RSNA log loss "
+          f"{row['rsna_log_loss']:.3f} (localiser centres) -> {row['run_dir']}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lss.run import RunDir, data_label
+    from lss.train import train
+
+    cfg = _config(args)
+    print(f"Training {cfg.target} on {data_label(args.data)} -> {args.run}")
+    if cfg.preprocess.crop_mm is not None:
+        return _train_roi(args, cfg)
+    result = train(args.data, cfg, args.run, cache_dir=args.cache, workers=args.workers,
+                   resume=args.resume, verbose=0 if args.quiet else 2)
+    _print_excluded(RunDir(args.run).read_manifest())
+    best = result.history.loc[result.history["val_loss"].idxmin()]
+    print(f"Done in {result.seconds:.0f} s: best epoch {int(best['epoch']) + 1}, "
+          f"val_loss {best['val_loss']:.4f}, val_accuracy {best['val_accuracy']:.3f}. "
+          f"Next: lss evaluate --run {args.run}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from lss.evaluate import evaluate_run
+    from lss.metrics import format_report
+    from lss.run import RunDir
+
+    out = Path(args.out) if args.out else Path(args.run)
+    report = evaluate_run(args.run, args.data, out_dir=out, cache_dir=args.cache,
+                          workers=args.workers)
+    print(format_report(report, data_label=report["data"]["label"]))
+    print(f"Wrote {RunDir(args.run).metrics(out)}, predictions.csv and figures")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from lss.evaluate import predict
+
+    sub = predict(args.run, args.data, study_dir=args.study, split=args.split)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sub.to_csv(out, index=False)
+    print(f"Wrote {len(sub)} rows to {out}")
+    return 0
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    from lss.comparison import format_table
+    from lss.config import Config, LocaliserConfig
+    from lss.experiments import default_experiments, run_experiment, run_experiments
+    from lss.run import data_label
+
+    loc = LocaliserConfig(image_size=args.localiser_size, epochs=args.localiser_epochs,
+                          seed=args.seed)
+    label = data_label(args.data)
+    rows = default_experiments(Config().replace(seed=args.seed), epochs=args.epochs,
+                               learning_rate=args.learning_rate,
+                               class_weight=args.class_weight, crop_mm=args.crop_mm,
+                               roi_image_size=args.roi_size, level_slices=args.level_slices)
+    if args.row:
+        for name in args.row:
+            row = run_experiment(args.data, name, args.out, experiments=rows,
+                                 cache_dir=args.cache, workers=args.workers, localiser=loc)
+            print(f"{label}: [{row['experiment']}] {row['epochs_run']} epochs: balanced accuracy "
+                  f"{row['balanced_accuracy']:.3f}, RSNA log loss {row['rsna_log_loss']:.3f} "
+                  f"-> {row['run_dir']}")
         return 0
+    table = run_experiments(args.data, rows, args.out, cache_dir=args.cache,
+                            workers=args.workers, localiser=loc, overwrite=True)
+    print(format_table(table, data_label=label))
+    print(f"Wrote {Path(args.out) / 'experiments.csv'}")
+    return 0
 
-    if args.command == "train":
-        from lss.train import train
 
-        cfg = _config(args)
-        print(f"Training {cfg.target} on {data_label(args.data)} -> {args.run}")
-        result = train(args.data, cfg, args.run, cache_dir=args.cache, workers=args.workers,
-                       resume=args.resume, verbose=0 if args.quiet else 2)
-        from lss.runinfo import read_manifest
-
-        _print_excluded(read_manifest(args.run))
-        best = result.history.loc[result.history["val_loss"].idxmin()]
-        print(f"Done in {result.seconds:.0f} s: best epoch {int(best['epoch']) + 1}, "
-              f"val_loss {best['val_loss']:.4f}, val_accuracy {best['val_accuracy']:.3f}. "
-              f"Next: lss evaluate --run {args.run}")
-        return 0
-
-    if args.command == "evaluate":
-        from lss.evaluate import evaluate_run
-        from lss.metrics import format_report
-
-        out = Path(args.out) if args.out else Path(args.run) / "eval"
-        report = evaluate_run(args.run, args.data, out_dir=out, cache_dir=args.cache,
-                              workers=args.workers)
-        print(format_report(report, data_label=report["data"]["label"]))
-        print(f"Wrote {out / 'metrics.json'}, predictions.csv and figures")
-        return 0
-
-    if args.command == "predict":
-        from lss.evaluate import predict
-
-        sub = predict(args.run, args.data, study_dir=args.study, split=args.split)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sub.to_csv(out, index=False)
-        print(f"Wrote {len(sub)} rows to {out}")
-        return 0
-    raise AssertionError(args.command)  # argparse restricts the choices
+_COMMANDS = {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "predict": _predict,
+             "experiments": _experiments}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lss`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from lss.data import DataError, WorkerDied
+    from lss.errors import DataError, WorkerDied
 
     try:
-        return _run(args)
+        return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("lss: interrupted" + (f"; continue with: lss train --resume --run {args.run}"
                                     if args.command == "train" else ""), file=sys.stderr)

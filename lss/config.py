@@ -221,79 +221,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Config:
-    """One run: the target, the preprocessing and the training settings."""
-
-    condition: str = "left_subarticular_stenosis"
-    level: str = "L4/L5"
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def __post_init__(self) -> None:
-        column_name(self.condition, self.level)  # validates both
-
-    @property
-    def target(self) -> str:
-        """The ``train.csv`` column this run predicts."""
-        return column_name(self.condition, self.level)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        d = dict(d)
-        pre = _build(PreprocessConfig, d.pop("preprocess", {}), "preprocess")
-        tr = _build(TrainConfig, d.pop("train", {}), "train")
-        top = _build(cls, d, "config", extra={"preprocess": pre, "train": tr})
-        return top
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> Config:
-        """Read a config from YAML or JSON (``.yml``, ``.yaml``, ``.json``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Config file not found: {path}")
-        text = path.read_text()
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            d = yaml.safe_load(text) or {}
-        else:
-            d = json.loads(text)
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
-        return cls.from_dict(d)
-
-    def replace(self, **changes: Any) -> Config:
-        """A copy with top-level fields or ``preprocess``/``train`` sub-fields changed.
-
-        >>> Config().replace(epochs=2, n_slices=4).train.epochs
-        2
-        """
-        top, pre, tr = {}, {}, {}
-        pre_names = {f.name for f in dataclasses.fields(PreprocessConfig)}
-        tr_names = {f.name for f in dataclasses.fields(TrainConfig)}
-        for k, v in changes.items():
-            if k in {"condition", "level", "preprocess", "train"}:
-                top[k] = v
-            elif k in pre_names:
-                pre[k] = v
-            elif k in tr_names:
-                tr[k] = v
-            else:
-                raise ValueError(f"Unknown setting '{k}'")
-        out = dataclasses.replace(self, **top)
-        if pre:
-            out = dataclasses.replace(out, preprocess=dataclasses.replace(out.preprocess, **pre))
-        if tr:
-            out = dataclasses.replace(out, train=dataclasses.replace(out.train, **tr))
-        return out
-
-
-@dataclass(frozen=True)
 class LocaliserConfig:
     """Settings of the recess localiser (:mod:`lss.localiser`).
 
@@ -344,6 +271,81 @@ class LocaliserConfig:
 
 #: The book's localiser: smaller input and fewer epochs than :class:`LocaliserConfig`.
 BOOK_LOCALISER = LocaliserConfig(image_size=64, epochs=12)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run: the target, the preprocessing and the training settings, and the
+    recess localiser's (used only where ``preprocess.crop_mm`` crops a region)."""
+
+    condition: str = "left_subarticular_stenosis"
+    level: str = "L4/L5"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    localiser: LocaliserConfig = field(default_factory=LocaliserConfig)
+
+    def __post_init__(self) -> None:
+        column_name(self.condition, self.level)  # validates both
+
+    @property
+    def target(self) -> str:
+        """The ``train.csv`` column this run predicts."""
+        return column_name(self.condition, self.level)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        d = dict(d)
+        pre = _build(PreprocessConfig, d.pop("preprocess", {}), "preprocess")
+        tr = _build(TrainConfig, d.pop("train", {}), "train")
+        loc = _build(LocaliserConfig, d.pop("localiser", {}), "localiser")
+        return _build(cls, d, "config", extra={"preprocess": pre, "train": tr, "localiser": loc})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Config:
+        """Read a config from YAML or JSON (``.yml``, ``.yaml``, ``.json``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+        text = path.read_text()
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
+
+            d = yaml.safe_load(text) or {}
+        else:
+            d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(d)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level fields or ``preprocess``/``train`` sub-fields changed.
+
+        >>> Config().replace(epochs=2, n_slices=4).train.epochs
+        2
+        """
+        top, pre, tr = {}, {}, {}
+        pre_names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+        tr_names = {f.name for f in dataclasses.fields(TrainConfig)}
+        for k, v in changes.items():
+            if k in {"condition", "level", "preprocess", "train", "localiser"}:
+                top[k] = v
+            elif k in pre_names:
+                pre[k] = v
+            elif k in tr_names:
+                tr[k] = v
+            else:
+                raise ValueError(f"Unknown setting '{k}'")
+        out = dataclasses.replace(self, **top)
+        if pre:
+            out = dataclasses.replace(out, preprocess=dataclasses.replace(out.preprocess, **pre))
+        if tr:
+            out = dataclasses.replace(out, train=dataclasses.replace(out.train, **tr))
+        return out
 
 
 def _build(cls: type, d: Mapping[str, Any], where: str, extra: Mapping[str, Any] | None = None):

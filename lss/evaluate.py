@@ -8,14 +8,12 @@ returns rows in the RSNA 2024 submission format.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lss.config import SEVERITIES, Config
 from lss.data import (
     DataError,
     TensorCache,
@@ -26,31 +24,18 @@ from lss.data import (
     series_dir,
 )
 from lss.data.dicom import first_file_header
-from lss.runinfo import data_source, read_manifest, write_manifest
+from lss.data.loader import WindowDataset
+from lss.run import RunDir, data_source
 
-__all__ = ["load_run", "predict_proba", "evaluate_run", "choose_series", "predict",
-           "SUBMISSION_COLUMNS"]
+__all__ = ["predict_proba", "evaluate_run", "choose_series", "predict", "SUBMISSION_COLUMNS"]
 
 #: Columns of the RSNA 2024 submission file.
 SUBMISSION_COLUMNS = ("row_id", "normal_mild", "moderate", "severe")
 
 
-def load_run(run_dir: str | Path):
-    """The best model and the :class:`~lss.config.Config` of a run folder."""
-    from lss.model import load_model
-
-    run_dir = Path(run_dir)
-    for name in ("best.keras", "config.json"):
-        if not (run_dir / name).is_file():
-            raise DataError(f"No {name} in run folder {run_dir} (train first)")
-    return load_model(run_dir / "best.keras"), Config.from_file(run_dir / "config.json")
-
-
 def predict_proba(model, volumes: np.ndarray | list[Path], *, batch_size: int = 8
                   ) -> np.ndarray:
     """Class probabilities (N, 3) for windows given as an array (N, Z, S, S) or cache paths."""
-    from lss.train import WindowDataset
-
     if isinstance(volumes, np.ndarray):
         return np.asarray(model.predict(volumes[..., None], batch_size=batch_size, verbose=0))
     return np.asarray(model.predict(WindowDataset(volumes, batch_size=batch_size), verbose=0))
@@ -82,21 +67,16 @@ def evaluate_run(
         :func:`lss.metrics.evaluate`'s report plus ``data`` (the data source, so every
         number says whether it came from the phantom or real scans). For a run that
         crops a region of interest (``crop_mm`` set), the crops are centred where the
-        run's localiser (:data:`lss.localiser.LOCALISER_FILE`) points, never at the
+        run's localiser (:attr:`lss.run.RunDir.localiser`) points, never at the
         validation studies' coordinates; ``centres`` says which was used.
     """
     from lss.metrics import evaluate
-    from lss.train import load_split
 
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir else run_dir
-    manifest = read_manifest(run_dir)
-    if root is None:
-        root = manifest.get("data", {}).get("root")
-        if root is None:
-            raise DataError(f"Run {run_dir} records no data root; pass one")
-    model, config = load_run(run_dir)
-    split = load_split(run_dir)
+    run = RunDir(run_dir)
+    out_dir = Path(out_dir) if out_dir else run.path
+    root = run.data_root(root)
+    model, config = run.load()
+    split = run.read_split()
     index = build_index(root, config.condition, config.level)
     merged = index.merge(split[["study_id", "split"]], on="study_id", how="left")
     if merged["split"].isna().any():
@@ -109,8 +89,7 @@ def evaluate_run(
     if config.preprocess.crop_mm is not None:
         from lss.localiser import run_centres
 
-        centres, centred_by = run_centres(run_dir, root, val, cache_dir=cache_dir,
-                                          workers=workers)
+        centres, centred_by = run_centres(run, root, val, cache_dir=cache_dir, workers=workers)
     cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
     cache.prepare(val, centres=centres, workers=workers)
     proba = predict_proba(model, cache.paths(val, centres), batch_size=config.train.batch_size)
@@ -121,35 +100,31 @@ def evaluate_run(
         report["centres"] = centred_by
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
-    preds = pd.DataFrame(proba, columns=[f"p_{s}" for s in SEVERITIES])
-    preds.insert(0, "study_id", val["study_id"])
-    preds.insert(1, "label", val["label"])
-    preds["predicted"] = proba.argmax(axis=1)
-    preds.to_csv(out_dir / "predictions.csv", index=False)
+    run.write_metrics(report, out_dir)
+    run.write_predictions(val["study_id"], val["label"], proba, out_dir)
     if figures:
-        _save_figures(run_dir, out_dir, report, val["label"].to_numpy(), proba, source["label"])
-    write_manifest(run_dir, {"status": "evaluated", "metrics": {
+        _save_figures(run, out_dir, report, source["label"])
+    run.write_manifest({"status": "evaluated", "metrics": {
         k: report[k] for k in ("model", "majority", "prior", "n_val", "n_train")}})
     return report
 
 
-def _save_figures(run_dir: Path, out_dir: Path, report: dict, y: np.ndarray,
-                  proba: np.ndarray, label: str) -> None:
+def _save_figures(run: RunDir, out_dir: Path, report: dict, label: str) -> None:
+    """The confusion matrix and the training history, as PNG files beside metrics.json."""
     # Figures built on matplotlib.figure.Figure, not pyplot: no global backend switch
     # (which would turn off inline plots in the notebook that called us).
     from matplotlib.figure import Figure
 
-    from lss.plots import plot_confusion_matrix, plot_history
+    from lss.viz.results import plot_confusion_matrix, plot_history
 
     fig = Figure(figsize=(4.5, 4))
     plot_confusion_matrix(np.asarray(report["model"]["confusion_matrix"]), ax=fig.subplots(),
                           title="Validation confusion matrix", data_label=label)
     fig.savefig(out_dir / "confusion_matrix.png", dpi=120, bbox_inches="tight")
-    history = run_dir / "history.csv"
-    if history.is_file():
+    history = run.read_history()
+    if len(history):
         fig = Figure(figsize=(9, 3.5))
-        plot_history(pd.read_csv(history), axes=fig.subplots(1, 2), data_label=label,
+        plot_history(history, axes=fig.subplots(1, 2), data_label=label,
                      baseline_accuracy=report["majority"]["accuracy"])
         fig.savefig(out_dir / "history.png", dpi=120, bbox_inches="tight")
 
@@ -217,7 +192,7 @@ def predict(
     longest Axial T2 series (:func:`choose_series`): a documented limitation of the
     paper's whole-slice model, which does not localise the level. A run that crops a
     region of interest (``crop_mm`` set) crops where its stored localiser
-    (:data:`lss.localiser.LOCALISER_FILE`) points on that slice.
+    (:attr:`lss.run.RunDir.localiser`) points on that slice.
 
     Parameters
     ----------
@@ -238,17 +213,18 @@ def predict(
     """
     if (root is None) == (study_dir is None):
         raise ValueError("Give exactly one of root and study_dir")
-    model, config = load_run(run_dir)
+    run = RunDir(run_dir)
+    model, config = run.load()
     requests = _study_requests(Path(root) if root else None, study_dir, split)
     headers = [scan_series(folder) for _, folder in requests]
     centres: list = [None] * len(headers)
     if config.preprocess.crop_mm is not None:
-        from lss.localiser import LOCALISER_FILE, centres_for_series, run_localiser
+        from lss.localiser import centres_for_series, load_run_localiser
 
-        localiser = run_localiser(run_dir)
+        localiser = load_run_localiser(run)
         if localiser is None:
-            raise DataError(f"Run {run_dir} crops {config.preprocess.crop_mm} mm around the "
-                            f"recess but has no {LOCALISER_FILE} to find it in new studies")
+            raise DataError(f"Run {run.path} crops {config.preprocess.crop_mm} mm around the "
+                            f"recess but has no {run.LOCALISER} to find it in new studies")
         centres = centres_for_series(localiser, headers)
     volumes = np.stack([level_window(h, None, config.preprocess, centre_xy=c).volume
                         for h, c in zip(headers, centres, strict=True)])

@@ -30,7 +30,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lss.config import PAPER_EPOCHS, REAL_CLASS_COUNTS, SEVERITIES, condition_title
+from lss.config import SEVERITIES, condition_title
+from lss.model import shape_text, slice_cnn
 
 __all__ = [
     "describe_prediction",
@@ -38,18 +39,10 @@ __all__ = [
     "grad_cam",
     "occlusion_sensitivity",
     "architecture_table",
-    "plot_architecture",
     "slice_features",
     "lstm_states",
-    "plot_sequence",
     "window_point",
-    "plot_slices",
-    "plot_montage",
-    "plot_saliency",
     "most_wrong",
-    "real_prior_log_loss",
-    "paper_comparison",
-    "plot_paper_comparison",
 ]
 
 #: Column of each class probability in :func:`describe_predictions` (the RSNA
@@ -387,20 +380,8 @@ def occlusion_sensitivity(
 # ------------------------------------------------------------ the model, stage by stage
 
 
-def _slice_cnn_wrapper(model: keras.Model) -> keras.layers.TimeDistributed:
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.TimeDistributed) and isinstance(
-            layer.layer, keras.Model
-        ):
-            return layer
-    raise ValueError(
-        f"model '{model.name}' has no TimeDistributed slice CNN (build it with "
-        "lss.model.build_cnn_lstm)"
-    )
 
 
-def _shape(shape: Any) -> str:
-    return " x ".join(str(d) for d in tuple(shape)[1:])
 
 
 def architecture_table(model: keras.Model) -> pd.DataFrame:
@@ -429,7 +410,7 @@ def architecture_table(model: keras.Model) -> pd.DataFrame:
     >>> t["output shape"].tolist()[:3], int(t.parameters.sum())
     (['4 x 32 x 32 x 1', '32 x 32 x 8', '16 x 16 x 8'], 23123)
     """
-    td = _slice_cnn_wrapper(model)
+    td = slice_cnn(model)
     rows: list[dict[str, Any]] = []
     seen_td = False
     for layer in model.layers:
@@ -437,10 +418,10 @@ def architecture_table(model: keras.Model) -> pd.DataFrame:
             for inner in td.layer.layers:
                 rows.append({"stage": "per slice (shared weights)", "layer": inner.name,
                              "type": type(inner).__name__,
-                             "output shape": _shape(inner.output.shape),
+                             "output shape": shape_text(inner.output.shape),
                              "parameters": inner.count_params()})
             rows.append({"stage": "per slice (shared weights)", "layer": td.name,
-                         "type": "TimeDistributed", "output shape": _shape(td.output.shape),
+                         "type": "TimeDistributed", "output shape": shape_text(td.output.shape),
                          "parameters": 0})
             seen_td = True
             continue
@@ -451,88 +432,12 @@ def architecture_table(model: keras.Model) -> pd.DataFrame:
                 "sequence" if seen_td else "input")
             shape = layer.output.shape
         rows.append({"stage": stage, "layer": layer.name, "type": type(layer).__name__,
-                     "output shape": _shape(shape), "parameters": layer.count_params()})
+                     "output shape": shape_text(shape), "parameters": layer.count_params()})
     return pd.DataFrame(rows, columns=["stage", "layer", "type", "output shape", "parameters"])
 
 
-def _layer_text(layer: keras.layers.Layer) -> str:
-    """A box label: the layer's name and what it does, in a few words."""
-    L = keras.layers  # noqa: N806
-    if isinstance(layer, L.Conv2D):
-        what = f"{'x'.join(map(str, layer.kernel_size))}, {layer.filters}\n" \
-               f"{layer.activation.__name__}"
-    elif isinstance(layer, L.MaxPooling2D):
-        what = "max " + "x".join(map(str, layer.pool_size))
-    elif isinstance(layer, L.GlobalAveragePooling2D):
-        what = "global\naverage"
-    elif isinstance(layer, L.LSTM):
-        what = f"{layer.units} units"
-    elif isinstance(layer, L.Dropout):
-        what = f"{layer.rate:g}"
-    elif isinstance(layer, L.Dense):
-        what = f"{layer.units}, {layer.activation.__name__}"
-    elif isinstance(layer, L.InputLayer):
-        return "input"
-    elif layer.name == "augmentation":
-        return "augment\nrotate, zoom,\nflip"
-    else:
-        what = type(layer).__name__
-    return f"{layer.name}\n{what}"
 
 
-def plot_architecture(model: keras.Model, *, ax: Any = None, data_label: str | None = None
-                      ) -> Any:
-    """A box diagram of the CNN-LSTM, one box per layer, with the shapes between them.
-
-    The per-slice CNN is drawn once, inside a frame that says it runs on every slice
-    with the same weights. Shapes are per study (no batch axis); inside the frame they
-    are per slice.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch
-
-    td = _slice_cnn_wrapper(model)
-    n_slices = td.input.shape[1]
-    boxes: list[tuple[str, str, str]] = []  # (text, shape below, colour)
-    for layer in model.layers:
-        if layer is td:
-            for inner in td.layer.layers:
-                boxes.append((_layer_text(inner), _shape(inner.output.shape), "#cfe2f3"))
-            continue
-        colour = "#dddddd" if isinstance(layer, keras.layers.InputLayer) or (
-            layer.name == "augmentation") else "#fce5cd"
-        boxes.append((_layer_text(layer), _shape(layer.output.shape), colour))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(boxes)), 2.7))
-    w, h, gap = 1.0, 0.95, 0.3
-    cnn = [i for i, b in enumerate(boxes) if b[2] == "#cfe2f3"]
-    for i, (text, shape, colour) in enumerate(boxes):
-        x = i * (w + gap)
-        ax.add_patch(FancyBboxPatch((x, 0), w, h, boxstyle="round,pad=0.02", fc=colour,
-                                    ec="black", lw=0.8))
-        ax.text(x + w / 2, h / 2, text, ha="center", va="center", fontsize=7)
-        ax.text(x + w / 2, -0.12, shape.replace(" x ", "x"), ha="center", va="top",
-                fontsize=6.5, color="#333333")
-        if i:
-            ax.annotate("", (x, h / 2), (x - gap, h / 2),
-                        arrowprops={"arrowstyle": "->", "lw": 0.8})
-    x0, x1 = cnn[0] * (w + gap) - 0.1, cnn[-1] * (w + gap) + w + 0.1
-    ax.add_patch(FancyBboxPatch((x0, -0.42), x1 - x0, h + 0.72, boxstyle="round,pad=0.02",
-                                fc="none", ec="tab:blue", lw=1.2, ls="--"))
-    ax.text((x0 + x1) / 2, h + 0.38, f"TimeDistributed: the same CNN on each of the "
-            f"{n_slices} slices (one set of weights); shapes per slice", ha="center",
-            fontsize=8, color="tab:blue")
-    ax.set_xlim(-0.2, len(boxes) * (w + gap))
-    ax.set_ylim(-0.6, h + 0.65)
-    ax.axis("off")
-    title = (f"{model.name}: {model.count_params():,} parameters; shapes per study, "
-             "without the batch axis")
-    ax.set_title(title if not data_label else f"{title}\n{data_label}", fontsize=10)
-    return ax
 
 
 def slice_features(model: keras.Model, volume: np.ndarray) -> np.ndarray:
@@ -549,7 +454,7 @@ def slice_features(model: keras.Model, volume: np.ndarray) -> np.ndarray:
         One study's window.
     """
     v = _check_volume(model, volume)
-    cnn = _slice_cnn_wrapper(model).layer
+    cnn = slice_cnn(model).layer
     return np.asarray(keras.ops.convert_to_numpy(cnn(v, training=False)), dtype=np.float32)
 
 
@@ -571,48 +476,6 @@ def lstm_states(model: keras.Model, volume: np.ndarray) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(copy(features[None])), np.float32)[0]
 
 
-def plot_sequence(
-    values: np.ndarray,
-    *,
-    ax: Any = None,
-    what: str = "feature",
-    labelled_index: int | None = None,
-    title: str | None = None,
-    data_label: str | None = None,
-) -> Any:
-    """A ``(Z, F)`` sequence as a heat map: one row per slice, one column per feature.
-
-    Parameters
-    ----------
-    values : (Z, F) array
-        E.g. :func:`slice_features` or :func:`lstm_states`.
-    what : str
-        Name of a column, for the axis label.
-    labelled_index : int, optional
-        The labelled slice's row, marked on the axis.
-    """
-    import matplotlib.pyplot as plt
-
-    v = np.asarray(values, dtype=np.float32)
-    if v.ndim != 2:
-        raise ValueError(f"values must be 2-D (slices, features), got shape {v.shape}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 2.6))
-    lim = float(np.abs(v).max()) or 1.0
-    cmap, vmin = ("viridis", 0.0) if v.min() >= 0 else ("RdBu_r", -lim)
-    image = ax.imshow(v, aspect="auto", cmap=cmap, vmin=vmin, vmax=lim,
-                      interpolation="nearest")
-    ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
-    ax.set_xlabel(f"{what} (of {v.shape[1]})")
-    ax.set_ylabel("slice")
-    ax.set_yticks(range(v.shape[0]))
-    if labelled_index is not None:
-        labels = [str(i) for i in range(v.shape[0])]
-        labels[labelled_index] = f"{labelled_index} (labelled)"
-        ax.set_yticklabels(labels)
-    base = title or f"{v.shape[0]} slices x {v.shape[1]} {what}s"
-    ax.set_title(base if not data_label else f"{base}\n{data_label}", fontsize=10)
-    return ax
 
 
 # --------------------------------------------------------------------------- slices and maps
@@ -655,164 +518,10 @@ def window_point(window: Any, image_size: int, *, crop_px: tuple[int, int] | Non
     return ((x - x0 + 0.5) * image_size / cols - 0.5, (y - y0 + 0.5) * image_size / rows - 0.5)
 
 
-def plot_slices(
-    volume: np.ndarray,
-    *,
-    overlay: np.ndarray | None = None,
-    point: tuple[float, float] | None = None,
-    labelled_index: int | None = None,
-    axes: Any = None,
-    label: str | None = None,
-    alpha: float = 0.45,
-) -> np.ndarray:
-    """One row of slices, optionally with a map over them and the labelled point.
-
-    The slices are drawn by :func:`lss.plots.plot_window` (grey levels 0 to 1, the
-    labelled slice framed in red, the point ringed on it); the map is laid over them in
-    colour, transparent where it is (nearly) 0.
-
-    Parameters
-    ----------
-    volume : (Z, H, W) or (Z, H, W, 1) array in [0, 1]
-    overlay : (Z, H, W) array in [0, 1], optional
-        E.g. :func:`grad_cam` or :func:`occlusion_sensitivity`.
-    point : (x, y), optional
-        The labelled point in window pixels (:func:`window_point`).
-    labelled_index : int, optional
-        The labelled slice (default ``Z // 2``, where :func:`lss.data.level_window`
-        puts it).
-    axes : sequence of Z Axes, optional
-        Where to draw; a new one-row figure if None.
-    label : str, optional
-        Written left of the row.
-
-    Returns
-    -------
-    (Z,) ndarray of Axes
-    """
-    from lss.plots import plot_window
-
-    v = np.asarray(volume, dtype=np.float32)
-    if v.ndim == 4 and v.shape[-1] == 1:
-        v = v[..., 0]
-    if v.ndim != 3:
-        raise ValueError(f"volume must have shape (Z, H, W) or (Z, H, W, 1), got {v.shape}")
-    z = v.shape[0]
-    if overlay is not None:
-        overlay = np.asarray(overlay, dtype=np.float32)
-        if overlay.shape != v.shape:
-            raise ValueError(f"overlay must have the volume's shape {v.shape}, got "
-                             f"{overlay.shape}")
-    labelled = z // 2 if labelled_index is None else int(labelled_index)
-    if not 0 <= labelled < z:
-        raise ValueError(f"labelled_index must be in [0, {z - 1}], got {labelled_index}")
-    if axes is not None and np.asarray(axes, dtype=object).size != z:
-        raise ValueError(f"axes must be {z} Axes (one per slice), got "
-                         f"{np.asarray(axes, dtype=object).size}")
-    axes = plot_window(v, centre=labelled, point=point, axes=axes, vmin=0.0, vmax=1.0)
-    for i, ax in enumerate(axes):
-        if overlay is not None:
-            masked = np.ma.masked_less_equal(overlay[i], 0.02)
-            ax.imshow(masked, cmap="inferno", vmin=0, vmax=1, alpha=alpha,
-                      interpolation="bilinear")
-        ax.set_title(f"slice {i}" + (" (labelled)" if i == labelled else ""), fontsize=7.5,
-                     color="tab:red" if i == labelled else "black")
-    if label:
-        axes[0].set_ylabel(label, fontsize=8)
-    return axes
 
 
-def plot_montage(
-    volumes: Sequence[np.ndarray],
-    *,
-    row_labels: Sequence[str] | None = None,
-    overlays: Sequence[np.ndarray | None] | None = None,
-    points: Sequence[tuple[float, float] | None] | None = None,
-    labelled_index: int | None = None,
-    title: str,
-    data_label: str,
-    alpha: float = 0.45,
-) -> np.ndarray:
-    """Several windows (or one window several ways), one row each, in one figure.
-
-    Parameters
-    ----------
-    volumes : sequence of (Z, H, W) arrays
-        Rows of the figure, all with the same number of slices.
-    row_labels, overlays, points : sequences, one entry per row, optional
-        As ``label``, ``overlay`` and ``point`` of :func:`plot_slices`.
-    title : str
-        The figure's title.
-    data_label : str
-        Which data the slices come from (e.g. ``lss.runinfo.data_label(root)``), written
-        under the title; required, so that a phantom figure is never read as a scan.
-
-    Returns
-    -------
-    (rows, Z) ndarray of Axes
-    """
-    import matplotlib.pyplot as plt
-
-    if not isinstance(data_label, str) or not data_label.strip():
-        raise ValueError(f"data_label must name the data, got {data_label!r}")
-    n = len(volumes)
-    if n == 0:
-        raise ValueError("volumes is empty")
-    for what, seq in (("row_labels", row_labels), ("overlays", overlays), ("points", points)):
-        if seq is not None and len(seq) != n:
-            raise ValueError(f"{what} must have one entry per volume ({n}), got {len(seq)}")
-    z = np.shape(volumes[0])[0]
-    fig, axes = plt.subplots(n, z, figsize=(1.55 * z, 1.75 * n + 0.7), squeeze=False)
-    for r in range(n):
-        plot_slices(volumes[r], axes=axes[r],
-                    overlay=None if overlays is None else overlays[r],
-                    point=None if points is None else points[r],
-                    labelled_index=labelled_index,
-                    label=None if row_labels is None else row_labels[r], alpha=alpha)
-    fig.suptitle(f"{title}\n{data_label}", fontsize=10)
-    fig.tight_layout()
-    return axes
 
 
-def plot_saliency(
-    volume: np.ndarray,
-    saliency: np.ndarray,
-    *,
-    point: tuple[float, float] | None = None,
-    labelled_index: int | None = None,
-    method: str = "Grad-CAM",
-    title: str | None = None,
-    data_label: str,
-    alpha: float = 0.5,
-) -> np.ndarray:
-    """A window's slices above the same slices with a saliency map laid over them.
-
-    Parameters
-    ----------
-    volume : (Z, H, W) array
-    saliency : (Z, H, W) array in [0, 1]
-        From :func:`grad_cam` or :func:`occlusion_sensitivity` (rescale a faint
-        occlusion map with ``m / m.max()`` to see its shape).
-    point, labelled_index
-        As in :func:`plot_slices`: the labelled point is circled in both rows.
-    method : str
-        Names the map in the row label.
-    title : str, optional
-        Default ``"Where the model looked (<method>)"``.
-    data_label : str
-        Which data the slices come from.
-
-    Returns
-    -------
-    (2, Z) ndarray of Axes
-    """
-    s = np.asarray(saliency, dtype=np.float32)
-    if not np.isfinite(s).all() or s.min() < 0 or s.max() > 1:
-        raise ValueError("saliency must hold finite values in [0, 1]")
-    return plot_montage([volume, volume], overlays=[None, s], points=[point, point],
-                        row_labels=["slices", method], labelled_index=labelled_index,
-                        title=title or f"Where the model looked ({method})",
-                        data_label=data_label, alpha=alpha)
 
 
 def most_wrong(predictions: pd.DataFrame, n: int = 4) -> pd.DataFrame:
@@ -858,148 +567,7 @@ def most_wrong(predictions: pd.DataFrame, n: int = 4) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- the paper beside a run
 
-def real_prior_log_loss() -> float:
-    """Log loss of always predicting the real labels' class shares (45/32/23 %).
-
-    The entropy of :data:`lss.config.REAL_CLASS_COUNTS`, about 1.063: the validation loss of a
-    model that learned the class frequencies and nothing from the images, on the real
-    data (a validation split's value differs by sampling noise).
-
-    >>> round(real_prior_log_loss(), 4)
-    1.0632
-    """
-    p = np.asarray(REAL_CLASS_COUNTS, dtype=float) / sum(REAL_CLASS_COUNTS)
-    return float(-(p * np.log(p)).sum())
 
 
-def paper_comparison(history: pd.DataFrame, *, majority_accuracy: float, data_label: str,
-                     prior_log_loss: float | None = None) -> pd.DataFrame:
-    """The paper's reported figures beside a run's, each column naming its data.
-
-    Parameters
-    ----------
-    history : DataFrame
-        A run's ``history.csv`` (``loss``, ``val_loss``, ``val_accuracy`` per epoch).
-    majority_accuracy : float
-        Accuracy of always answering the most frequent grade on the run's validation
-        split (:func:`lss.metrics.majority_baseline`).
-    data_label : str
-        The run's data, e.g. ``"synthetic phantom (seed 0, 200 studies)"``.
-    prior_log_loss : float, optional
-        Log loss of predicting the training split's class shares on the run's
-        validation split (:func:`lss.metrics.prior_baseline`): a loss curve that ends
-        there has learned the class frequencies only.
-
-    Returns
-    -------
-    DataFrame
-        Indexed by quantity; one column with the paper's figures (RSNA 2024 real scans,
-        :data:`lss.config.PAPER_RESULTS`, :data:`lss.config.REAL_MAJORITY_SHARE` and
-        :func:`real_prior_log_loss`), one with the run's, rounded to 4 decimals ("-"
-        where a figure is not defined). The run's validation accuracy is that of its
-        last epoch; the model kept (``best.keras``) is the epoch of lowest validation
-        loss, shown too.
-    """
-    from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE
-
-    if not isinstance(data_label, str) or not data_label.strip():
-        raise ValueError(f"data_label must name the data, got {data_label!r}")
-    need = {"loss", "val_loss", "val_accuracy"}
-    if not need <= set(history.columns) or history.empty:
-        raise ValueError(f"history must have rows with {sorted(need)}, got columns "
-                         f"{list(history.columns)}")
-    h = history.reset_index(drop=True)
-    best = int(h["val_loss"].to_numpy().argmin())
-    paper = "paper (RSNA 2024 real scans, as reported)"
-    run = f"this run ({data_label.strip()})"
-    rows = {
-        "epochs": (PAPER_EPOCHS, len(h)),
-        "train loss, first epoch": (PAPER_RESULTS["train_loss_first_epoch"], h["loss"].iloc[0]),
-        "train loss, last epoch": (PAPER_RESULTS["train_loss_last_epoch"], h["loss"].iloc[-1]),
-        "val loss, first epoch": (PAPER_RESULTS["val_loss_first_epoch"], h["val_loss"].iloc[0]),
-        "val loss, last epoch": (PAPER_RESULTS["val_loss_last_epoch"], h["val_loss"].iloc[-1]),
-        "val accuracy, last epoch": (PAPER_RESULTS["val_accuracy"], h["val_accuracy"].iloc[-1]),
-        "val accuracy, epoch kept (lowest val loss)": (np.nan, h["val_accuracy"].iloc[best]),
-        "accuracy of always Normal/Mild (reference)": (REAL_MAJORITY_SHARE,
-                                                        float(majority_accuracy)),
-        "log loss of the class shares (reference)": (
-            real_prior_log_loss(), np.nan if prior_log_loss is None else float(prior_log_loss)),
-    }
-    def cell(value: Any) -> Any:
-        if isinstance(value, (int, np.integer)):
-            return int(value)
-        return "-" if value is None or np.isnan(value) else round(float(value), 4)
-
-    out = pd.DataFrame([[cell(a), cell(b)] for a, b in rows.values()], index=list(rows),
-                       columns=[paper, run], dtype=object)
-    out.index.name = "quantity"
-    return out
 
 
-def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
-                          data_label: str, prior_log_loss: float | None = None,
-                          axes: Any = None) -> np.ndarray:
-    """A run's loss and validation accuracy per epoch, with the paper's reported points.
-
-    The paper reports only its first and last epoch (of 20) and its final validation
-    accuracy; they are drawn as open markers at epochs 1 and 20, labelled as the
-    paper's (real scans). References are drawn as lines, the run's own split dashed
-    and the real labels' dotted: the accuracy of always answering Normal/Mild (44.9 %
-    on the real labels) and, on the loss panel, the log loss of predicting the class
-    shares (``prior_log_loss`` for the run; :func:`real_prior_log_loss` for the paper).
-
-    Returns
-    -------
-    (2,) ndarray of Axes: loss, accuracy.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE
-
-    paper_comparison(history, majority_accuracy=majority_accuracy,
-                     data_label=data_label)  # validates the inputs
-    h = history.reset_index(drop=True)
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    axes = np.asarray(axes, dtype=object).ravel()
-    epochs = np.arange(1, len(h) + 1)
-    ends = [1, PAPER_EPOCHS]
-    loss_ax, acc_ax = axes
-    loss_ax.plot(epochs, h["loss"], "-o", ms=3, color="tab:blue", label="training (this run)")
-    loss_ax.plot(epochs, h["val_loss"], "-s", ms=3, color="tab:orange",
-                 label="validation (this run)")
-    # the paper reports first and last epoch only: markers, no line between them
-    loss_ax.plot(ends, [PAPER_RESULTS["train_loss_first_epoch"],
-                        PAPER_RESULTS["train_loss_last_epoch"]], "o", mfc="none", ms=8,
-                 color="tab:blue", label="training (paper, real scans)")
-    loss_ax.plot(ends, [PAPER_RESULTS["val_loss_first_epoch"],
-                        PAPER_RESULTS["val_loss_last_epoch"]], "s", mfc="none", ms=8,
-                 color="tab:orange", label="validation (paper, real scans)")
-    if prior_log_loss is not None:
-        loss_ax.axhline(prior_log_loss, color="grey", ls="--",
-                        label="class shares only (this run's split)")
-    loss_ax.axhline(real_prior_log_loss(), color="black", ls=":",
-                    label="class shares only (real labels)")
-    loss_ax.set_ylabel("loss (categorical cross-entropy)")
-    acc_ax.plot(epochs, h["val_accuracy"], "-s", ms=3, color="tab:orange",
-                label="validation (this run)")
-    acc_ax.plot([PAPER_EPOCHS], [PAPER_RESULTS["val_accuracy"]], "s", mfc="none", ms=8,
-                color="tab:orange", label="validation, last epoch (paper, real scans)")
-    acc_ax.axhline(majority_accuracy, color="grey", ls="--",
-                   label="always Normal/Mild (this run's split)")
-    acc_ax.axhline(REAL_MAJORITY_SHARE, color="black", ls=":",
-                   label="always Normal/Mild (real labels)")
-    acc_ax.set_ylabel("validation accuracy")
-    for ax, name in ((loss_ax, "Loss"), (acc_ax, "Validation accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_xlim(0.5, max(PAPER_EPOCHS, len(h)) + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=7)
-    axes[0].figure.suptitle(
-        f"This run: {data_label.strip()} (filled markers, dashed reference)\n"
-        "The paper: RSNA 2024 real scans, its reported first and last epoch (open markers, "
-        "dotted reference)", fontsize=9)
-    axes[0].figure.tight_layout()
-    return axes

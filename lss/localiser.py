@@ -25,11 +25,11 @@ resize of non-square slices. Errors in millimetres use ``PixelSpacing`` (row spa
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +43,9 @@ from lss.config import LocaliserConfig, PreprocessConfig
 from lss.data import DataError, TensorCache, level_window, series_dir
 from lss.data.dicom import SeriesHeader, first_file_header
 from lss.model import load_model
+from lss.run import RunDir, data_source
 
 __all__ = [
-    "LOCALISER_FILE",
     "LocaliserErrors",
     "SpatialSoftArgmax",
     "build_localiser",
@@ -58,7 +58,9 @@ __all__ = [
     "save_localiser",
     "load_localiser",
     "install_localiser",
-    "run_localiser",
+    "load_run_localiser",
+    "fit_split_localiser",
+    "fill_training_centres",
     "run_centres",
     "to_unit",
     "from_unit",
@@ -66,8 +68,6 @@ __all__ = [
 
 log = logging.getLogger("lss")
 
-#: File name of the localiser inside a run folder (an ROI run uses it automatically).
-LOCALISER_FILE = "localiser.keras"
 
 
 # --------------------------------------------------------------------------- model
@@ -448,25 +448,26 @@ def localiser_errors(pred_xy: np.ndarray, true_xy: np.ndarray, spacing: np.ndarr
 # --------------------------------------------------------------------------- run folders
 
 
-def install_localiser(source: str | Path, run_dir: str | Path) -> Path:
-    """Copy a saved localiser (and its ``.json``) into a run folder as :data:`LOCALISER_FILE`."""
-    source, run_dir = Path(source), Path(run_dir)
+def install_localiser(source: str | Path, run_dir: str | Path | RunDir) -> Path:
+    """Copy a saved localiser (and its ``.json``) into a run folder
+    (:attr:`lss.run.RunDir.localiser`)."""
+    source = Path(source)
     if not source.is_file():
         raise FileNotFoundError(f"Localiser file not found: {source}")
-    target = run_dir / LOCALISER_FILE
+    target = RunDir(run_dir).localiser
     shutil.copy2(source, target)
     if source.with_suffix(".json").is_file():
         shutil.copy2(source.with_suffix(".json"), target.with_suffix(".json"))
     return target
 
 
-def run_localiser(run_dir: str | Path):
+def load_run_localiser(run_dir: str | Path | RunDir):
     """The localiser stored in a run folder, or None where it has none."""
-    path = Path(run_dir) / LOCALISER_FILE
+    path = RunDir(run_dir).localiser
     return load_localiser(path) if path.is_file() else None
 
 
-def run_centres(run_dir: str | Path, root: str | Path, index: pd.DataFrame, *,
+def run_centres(run_dir: str | Path | RunDir, root: str | Path, index: pd.DataFrame, *,
                 cache_dir: str | Path | None = None, workers: int | None = None,
                 split: str = "train") -> tuple[np.ndarray | None, str]:
     """Crop centres for an ROI run's evaluation: its localiser's, where it has one.
@@ -478,10 +479,101 @@ def run_centres(run_dir: str | Path, root: str | Path, index: pd.DataFrame, *,
         ROI run without a localiser, which then crops at the table's points (an
         optimistic, oracle evaluation, logged as a warning).
     """
-    model = run_localiser(run_dir)
+    model = load_run_localiser(run_dir)
     if model is None:
         log.warning("ROI run %s has no %s: evaluating at the coordinate table's points "
-                    "(oracle centres)", run_dir, LOCALISER_FILE)
+                    "(oracle centres)", RunDir(run_dir).path, RunDir.LOCALISER)
         return None, "coordinate table"
     return predict_centres(model, root, index, cache_dir=cache_dir, workers=workers,
                            split=split), "localiser"
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+def fit_split_localiser(
+    root: str | Path,
+    out_dir: str | Path,
+    index: pd.DataFrame,
+    split: pd.DataFrame,
+    *,
+    config: LocaliserConfig | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    retrain: bool = False,
+    verbose: int = 0,
+) -> tuple[Path, np.ndarray, dict[str, Any]]:
+    """Train (or reuse) the localiser on the training split; predict the validation centres.
+
+    The localiser lives in ``out_dir/localiser/``. One already there is reused when it was
+    trained with the same settings on the same training studies of the same data (root,
+    phantom marker and coordinate table unchanged), unless ``retrain``.
+
+    Returns
+    -------
+    path, val_centres, errors
+        The saved ``localiser.keras``; the predicted (x, y) of every validation row, in
+        ``index`` order; and :meth:`~lss.localiser.LocaliserErrors.summary` of their
+        distance to the table's points (computed *after* predicting, for the report).
+    """
+    config = config or LocaliserConfig()
+    folder = Path(out_dir) / "localiser"
+    path = folder / "localiser.keras"
+    is_train = (split["split"] == "train").to_numpy()
+    train_rows = index[is_train].reset_index(drop=True)
+    val_rows = index[~is_train].reset_index(drop=True)
+    coords = Path(root) / "train_label_coordinates.csv"
+    key = {"config": config.to_dict(), "data": data_source(root),
+           "coordinates_mtime_ns": coords.stat().st_mtime_ns if coords.is_file() else None,
+           "train_studies": sorted(int(s) for s in train_rows["study_id"])}
+    old = RunDir(folder).read_manifest()
+    if retrain or not path.is_file() or json.loads(json.dumps(old.get("key"))) != \
+            json.loads(json.dumps(key)):
+        if folder.exists():
+            shutil.rmtree(folder)
+        t0 = time.perf_counter()
+        result = train_localiser(root, train_rows, path, config=config, cache_dir=cache_dir,
+                                 workers=workers, verbose=verbose)
+        RunDir(folder).write_manifest({"kind": "localiser", "data": data_source(root), "key": key,
+                                "n_train": result.n_train, "excluded": result.excluded,
+                                "train_seconds": round(time.perf_counter() - t0, 1),
+                                "final_loss": float(result.history["loss"].iloc[-1])})
+    model = load_localiser(path)
+    centres = predict_centres(model, root, val_rows, cache_dir=cache_dir, workers=workers)
+    # Only now are the validation points read: to measure the error, not to predict.
+    has_point = val_rows[["x", "y"]].notna().all(axis=1).to_numpy()
+    geo = series_geometry(root, val_rows)
+    errors = localiser_errors(centres[has_point], val_rows.loc[has_point, ["x", "y"]].to_numpy(),
+                              geo.loc[has_point, ["spacing_y", "spacing_x"]].to_numpy())
+    per_row = pd.DataFrame({"study_id": val_rows["study_id"], "series_id": val_rows["series_id"],
+                            "instance_number": val_rows["instance_number"],
+                            "x_pred": centres[:, 0], "y_pred": centres[:, 1],
+                            "x_true": val_rows["x"], "y_true": val_rows["y"]})
+    per_row.loc[has_point, "error_px"] = errors.error_px
+    per_row.loc[has_point, "error_mm"] = errors.error_mm
+    per_row.to_csv(folder / "val_centres.csv", index=False)
+    summary = errors.summary()
+    RunDir(folder).write_manifest({"val_errors": summary})
+    return path, centres, summary
+
+
+def fill_training_centres(root, index: pd.DataFrame, split: pd.DataFrame, loc_path: Path, *,
+                           cache_dir, workers) -> pd.DataFrame:
+    """``index`` with the localiser's point for training rows that have none.
+
+    A labelled study without a coordinate row (the "only series" rule of
+    :func:`lss.data.build_index`) has no recess point to crop around; rather than drop
+    it from an ROI row's training, the localiser (trained on the studies that have
+    points) places its crop, as it does for every validation study. Rows with a point
+    keep it.
+    """
+    is_train = index["study_id"].isin(split.loc[split["split"] == "train", "study_id"])
+    missing = is_train.to_numpy() & index[["x", "y"]].isna().any(axis=1).to_numpy()
+    if not missing.any():
+        return index
+    rows = index[missing].reset_index(drop=True)
+    centres = predict_centres(load_localiser(loc_path), root, rows, cache_dir=cache_dir,
+                              workers=workers)
+    out = index.copy()
+    out.loc[missing, ["x", "y"]] = centres
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES
+from lss.config import METRICS, PRIMARY_METRIC, REAL_CLASS_COUNTS, RSNA_SAMPLE_WEIGHTS, SEVERITIES
 
 __all__ = [
     "classification_report",
@@ -32,6 +32,10 @@ __all__ = [
     "calibration_table",
     "evaluate",
     "format_report",
+    "score",
+    "paired_bootstrap",
+    "weighted_prior",
+    "real_prior_log_loss",
 ]
 
 
@@ -423,3 +427,100 @@ def format_report(report: Mapping[str, Any], *, data_label: str) -> str:
     )
     lines.append(f"prior: the training frequencies ({prior}) for every row.")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def score(y: np.ndarray, proba: np.ndarray, metric: str) -> float:
+    """One metric of :data:`lss.config.METRICS`, as :func:`evaluate` computes it, without
+    its checks and report (fast enough to call a thousand times in a bootstrap).
+
+    Examples
+    --------
+    >>> score(np.array([0, 1, 2]), np.eye(3)[[0, 1, 1]], "balanced_accuracy")
+    0.6666666666666666
+    """
+    if metric == "rsna_log_loss":
+        return rsna_log_loss(y, proba)
+    if metric == "log_loss":
+        return rsna_log_loss(y, proba, weights=(1.0, 1.0, 1.0))
+    pred = proba.argmax(axis=1)
+    if metric == "accuracy":
+        return float(np.mean(pred == y))
+    k = proba.shape[1]
+    tp = np.array([np.sum((pred == c) & (y == c)) for c in range(k)], dtype=float)
+    support = np.bincount(y, minlength=k).astype(float)
+    predicted = np.bincount(pred, minlength=k).astype(float)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    if metric == "balanced_accuracy":
+        return float(recall[support > 0].mean())
+    if metric == "macro_f1":
+        precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+        return float(f1.mean())
+    raise ValueError(f"Unknown metric '{metric}'; expected one of {METRICS}")
+
+
+def paired_bootstrap(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, *,
+                     metric: str = PRIMARY_METRIC, n_boot: int = 1000, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """Difference ``metric(b) - metric(a)`` on the same studies, with a 95 % interval.
+
+    The validation studies are resampled with replacement ``n_boot`` times; both
+    models are scored on each resample, so the interval reflects how much the
+    difference depends on which studies happen to be in a small validation split.
+
+    Returns
+    -------
+    (difference, low, high)
+    """
+    y = np.asarray(y, dtype=int)
+    a, b = np.asarray(proba_a, float), np.asarray(proba_b, float)
+    diff = score(y, b, metric) - score(y, a, metric)
+    if n_boot < 1:
+        return diff, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        s = rng.integers(0, len(y), len(y))
+        draws[i] = score(y[s], b[s], metric) - score(y[s], a[s], metric)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(diff), float(low), float(high)
+
+
+def weighted_prior(y_train: Sequence[int] | np.ndarray,
+                   weights: Sequence[float] = RSNA_SAMPLE_WEIGHTS) -> np.ndarray:
+    """The constant probabilities with the lowest *weighted* log loss on ``y_train``.
+
+    Minimising ``sum_i w[y_i] * -log p[y_i]`` over one probability vector ``p`` gives
+    ``p_c = w_c n_c / sum_k w_k n_k``: the class counts weighted as the metric weights
+    them. Under the RSNA weights 1/2/4 this constant leans toward Severe, and beats the
+    plain training prior on the RSNA log loss without looking at a single image, so a
+    model must beat *it* before its RSNA log loss says anything about the images.
+
+    Examples
+    --------
+    >>> weighted_prior([0, 0, 0, 0, 1, 1, 2]).round(3).tolist()  # counts 4, 2, 1 -> 4, 4, 4
+    [0.333, 0.333, 0.333]
+    """
+    counts = np.bincount(np.asarray(y_train, dtype=int), minlength=len(weights)).astype(float)
+    mass = counts * np.asarray(weights, dtype=float)
+    if mass.sum() <= 0:
+        raise ValueError("y_train is empty")
+    return mass / mass.sum()
+
+
+def real_prior_log_loss() -> float:
+    """Log loss of always predicting the real labels' class shares (45/32/23 %).
+
+    The entropy of :data:`lss.config.REAL_CLASS_COUNTS`, about 1.063: the validation loss of a
+    model that learned the class frequencies and nothing from the images, on the real
+    data (a validation split's value differs by sampling noise).
+
+    >>> round(real_prior_log_loss(), 4)
+    1.0632
+    """
+    p = np.asarray(REAL_CLASS_COUNTS, dtype=float) / sum(REAL_CLASS_COUNTS)
+    return float(-(p * np.log(p)).sum())

@@ -33,6 +33,8 @@ __all__ = [
     "compile_model",
     "count_flops",
     "load_model",
+    "slice_cnn",
+    "shape_text",
 ]
 
 
@@ -483,3 +485,21 @@ def load_model(path: str | Path, *, custom_objects: dict[str, Any] | None = None
         raise FileNotFoundError(f"{what} file not found: {path}")
     objects = {"lss>SliceAugmentation": SliceAugmentation, **(custom_objects or {})}
     return keras.models.load_model(path, custom_objects=objects, safe_mode=True)
+
+
+def slice_cnn(model: keras.Model) -> keras.layers.TimeDistributed:
+    """The TimeDistributed wrapper of the CNN-LSTM's per-slice CNN."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.TimeDistributed) and isinstance(
+            layer.layer, keras.Model
+        ):
+            return layer
+    raise ValueError(
+        f"model '{model.name}' has no TimeDistributed slice CNN (build it with "
+        "lss.model.build_cnn_lstm)"
+    )
+
+
+def shape_text(shape: Any) -> str:
+    """A layer's output shape without the batch axis, e.g. ``'8 x 64'``."""
+    return " x ".join(str(d) for d in tuple(shape)[1:])

@@ -1,26 +1,13 @@
-"""Training the CNN-LSTM: the split, the input pipeline and the run folder.
+"""Training the CNN-LSTM: the split by study, the class weights and the training run.
 
-A run folder holds everything needed to evaluate, resume or repeat a run::
-
-    run_dir/
-      manifest.json   data root (and whether it is the phantom), settings, seed, versions,
-                      git commit, class counts, metrics once evaluated
-      config.json     the Config, loadable with Config.from_file
-      splits.csv      study_id, label, split ("train" / "val")
-      best.keras      weights of the best validation loss (ModelCheckpoint)
-      history.csv     one row per epoch (CSVLogger), with its wall time in epoch_seconds;
-                      history.json at the end
-      backup/         state at the last finished epoch while a run is in progress (--resume)
-
-The input pipeline reads preprocessed windows from the :class:`~lss.data.TensorCache`;
-no DICOM is decoded inside the epoch loop.
+:func:`train` writes a run folder (its layout: :mod:`lss.run`). The input pipeline reads
+preprocessed windows from the :class:`~lss.data.TensorCache` through
+:class:`~lss.data.loader.WindowDataset`; no DICOM is decoded inside the epoch loop.
+:func:`train_on_device` is the book's full training run, set up for the machine.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -28,22 +15,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
 
-from lss.accelerate import ReadAheadDataset, describe_accelerator, precision_policy
-from lss.config import RSNA_SAMPLE_WEIGHTS, SEVERITIES, Config
+from lss.callbacks import Backup, EpochTimer, ResumableEarlyStopping, backup_epoch, restore_backup
+from lss.config import RSNA_SAMPLE_WEIGHTS, Config
 from lss.data import TensorCache, build_index
-from lss.data.tables import DataError
-from lss.runinfo import data_source, read_manifest, write_manifest
+from lss.data.loader import WindowDataset
+from lss.device import describe_accelerator, loader_settings, precision_policy, resolve_epochs
+from lss.errors import DataError
+from lss.model import build_from_config
+from lss.run import RunDir, data_source
 
 __all__ = [
     "split_by_study",
     "class_weights",
-    "WindowDataset",
     "TrainResult",
     "train",
-    "load_split",
+    "train_on_device",
 ]
 
 
@@ -114,70 +104,6 @@ def class_weights(labels: Sequence[int], scheme: str | None, n_classes: int = 3
     raise ValueError(f"class weight scheme must be None, 'balanced' or 'rsna', got {scheme!r}")
 
 
-class WindowDataset(ReadAheadDataset):
-    """Batches of cached windows: ``x`` (B, Z, S, S, 1), one-hot ``y`` (B, 3)[, weights].
-
-    Parameters
-    ----------
-    paths : sequence of Path
-        Cache entries (see :meth:`lss.data.TensorCache.paths`), one per sample.
-    labels : sequence of int or None
-        Class indices; None for prediction (batches are ``x`` only).
-    batch_size : int
-    shuffle : bool
-        Reshuffle at every epoch, from ``seed`` and the epoch number (repeatable).
-    weights : (3,) array, optional
-        Per-class weights; batches then carry per-sample weights.
-    epoch : int
-        The first epoch's number (the shuffle of epoch k is the same in a resumed run).
-    **kwargs
-        ``workers`` (reader threads) and ``max_queue_size`` (see
-        :class:`lss.accelerate.ReadAheadDataset` and
-        :func:`lss.accelerate.loader_settings`).
-    """
-
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int] | None = None, *,
-                 batch_size: int = 8, shuffle: bool = False, seed: int = 0,
-                 weights: np.ndarray | None = None, epoch: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.paths = [Path(p) for p in paths]
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels is not None and len(self.labels) != len(self.paths):
-            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.seed = seed
-        self.weights = weights
-        self._epoch = epoch
-        self._order = self._make_order()
-
-    def _make_order(self) -> np.ndarray:
-        idx = np.arange(len(self.paths))
-        if self.shuffle:
-            np.random.default_rng((self.seed, self._epoch)).shuffle(idx)
-        return idx
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.paths) / self.batch_size)
-
-    def batch_indices(self, i: int) -> np.ndarray:
-        return self._order[i * self.batch_size:(i + 1) * self.batch_size]
-
-    def read_batch(self, sel: np.ndarray):
-        x = np.stack([TensorCache.read(self.paths[j]) for j in sel])[..., None]
-        if self.labels is None:
-            return (x,)
-        y = np.eye(len(SEVERITIES), dtype=np.float32)[self.labels[sel]]
-        if self.weights is None:
-            return x, y
-        return x, y, self.weights[self.labels[sel]]
-
-    def on_epoch_end(self) -> None:
-        super().on_epoch_end()
-        self._epoch += 1
-        self._order = self._make_order()
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` returns."""
@@ -189,76 +115,23 @@ class TrainResult:
     seconds: float
 
 
-def _seed_everything(seed: int) -> None:
-    import keras
+@dataclass
+class _Inputs:
+    """The datasets of a run and what the manifest records about them."""
 
+    train_paths: np.ndarray
+    train_labels: np.ndarray
+    val_ds: WindowDataset
+    weights: np.ndarray | None
+    manifest: dict[str, Any]
+
+
+def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-def _seed_states(model) -> list:
-    """The random-number states of dropout and augmentation layers (not in save_weights)."""
-    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
-def _backup_class():
-    import keras
-
-    class Backup(keras.callbacks.Callback):
-        """Everything a resumed run needs, written atomically at every epoch end.
-
-        ``epoch-<k>.weights.h5`` holds the model and optimizer variables after epoch
-        ``k - 1``; ``epoch-<k>.json`` (written last) the random-number states, so a
-        backup counts only once both exist. Unlike Keras' BackupAndRestore this keeps
-        the dropout and augmentation RNG, so a resumed run equals an uninterrupted one.
-        """
-
-        def __init__(self, folder: Path) -> None:
-            super().__init__()
-            self.folder = Path(folder)
-
-        def on_epoch_end(self, epoch, logs=None):
-            import keras
-
-            self.folder.mkdir(parents=True, exist_ok=True)
-            k = epoch + 1
-            weights = self.folder / f"epoch-{k}.weights.h5"
-            tmp = self.folder / f".epoch-{k}.tmp.weights.h5"
-            self.model.save_weights(str(tmp))
-            os.replace(tmp, weights)
-            rng = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
-            meta = self.folder / f"epoch-{k}.json"
-            tmp = self.folder / f".epoch-{k}.json.tmp"
-            tmp.write_text(json.dumps({"epoch": k, "rng": rng}))
-            os.replace(tmp, meta)
-            for old in self.folder.glob("epoch-*"):
-                if not old.name.startswith(f"epoch-{k}."):
-                    old.unlink(missing_ok=True)
-
-    return Backup
-
-
-def _Backup(folder: Path):  # noqa: N802 -- builds the callback lazily (keras import)
-    return _backup_class()(folder)
-
-
-def _epoch_timer():
-    """A callback adding ``epoch_seconds`` (wall time of the epoch, validation included)
-    to the epoch's logs; listed before the CSVLogger, so history.csv records it."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["epoch_seconds"] = time.perf_counter() - self._t0
-
-    return EpochTimer()
 
 
 _LOADER_KEYS = ("workers", "use_multiprocessing", "max_queue_size")
@@ -271,47 +144,6 @@ def _check_loader(loader: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"Unknown loader setting(s) {unknown}; expected some of "
                          f"{list(_LOADER_KEYS)}")
     return loader
-
-
-def _backup_epoch(run_dir: Path) -> int:
-    """The epoch a resumed run starts at: the newest complete backup, else 0."""
-    done = [int(p.stem.split("-")[1]) for p in (run_dir / "backup").glob("epoch-*.json")]
-    done = [k for k in done if (run_dir / "backup" / f"epoch-{k}.weights.h5").is_file()]
-    return max(done, default=0)
-
-
-def _restore_backup(model, folder: Path, epoch: int) -> None:
-    meta = json.loads((folder / f"epoch-{epoch}.json").read_text())
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(str(folder / f"epoch-{epoch}.weights.h5"))
-    states = _seed_states(model)
-    if len(states) != len(meta["rng"]):
-        raise DataError(f"Backup {folder} does not match this model (RNG states differ)")
-    for v, value in zip(states, meta["rng"], strict=True):
-        v.assign(np.asarray(value, dtype=v.dtype))
-
-
-def _read_history(path: Path) -> pd.DataFrame:
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    h = pd.read_csv(path)
-    return h.drop_duplicates("epoch", keep="last").reset_index(drop=True)
-
-
-def _early_stopping(patience: int, past: pd.DataFrame, start_epoch: int):
-    """EarlyStopping on val_loss that, on a resumed run, remembers the epochs before it."""
-    import keras
-
-    class _Resumable(keras.callbacks.EarlyStopping):
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if len(past):
-                best_at = int(past["epoch"].iloc[int(past["val_loss"].to_numpy().argmin())])
-                self.best = float(past["val_loss"].min())
-                self.best_epoch = best_at
-                self.wait = start_epoch - 1 - best_at
-
-    return _Resumable(monitor="val_loss", patience=patience)
 
 
 def _with_val_centres(index: pd.DataFrame, split: pd.DataFrame,
@@ -331,12 +163,120 @@ def _with_val_centres(index: pd.DataFrame, split: pd.DataFrame,
     return centres
 
 
-def load_split(run_dir: str | Path) -> pd.DataFrame:
-    """The ``splits.csv`` of a run."""
-    path = Path(run_dir) / "splits.csv"
-    if not path.is_file():
-        raise DataError(f"No splits.csv in run folder {run_dir} (train first)")
-    return pd.read_csv(path)
+def _open_run(run: RunDir, *, resume: bool, overwrite: bool) -> None:
+    """Refuse what would lose a run, then create the folder.
+
+    A finished run is never resumed; an existing, non-empty folder is reused only to
+    resume, and deleted first only with ``overwrite``.
+    """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if resume and backup_epoch(run.backup) == 0 and run.is_finished():
+        raise FileExistsError(f"Run folder {run.path} holds a finished run; nothing to resume "
+                              f"(train again with overwrite, or into another folder)")
+    if overwrite and run.path.exists():
+        shutil.rmtree(run.path)
+    if run.path.exists() and any(run.path.iterdir()) and not resume:
+        raise FileExistsError(f"Run folder {run.path} already exists and is not empty; "
+                              f"choose another, delete it, or pass resume=True")
+    run.path.mkdir(parents=True, exist_ok=True)
+
+
+def _split(run: RunDir, index: pd.DataFrame, config: Config, *, resume: bool) -> pd.DataFrame:
+    """The split by study, checked against the folder's on a resume, and saved."""
+    tc = config.train
+    split = split_by_study(index, validation_fraction=tc.validation_fraction, seed=tc.seed)
+    if resume and run.splits.is_file():
+        old = run.read_split()
+        if not old[["study_id", "split"]].equals(split[["study_id", "split"]]):
+            raise DataError(f"Cannot resume {run.path}: the data or the split changed")
+    run.write_split(split)
+    run.write_config(config)
+    return split
+
+
+def _inputs(root: str | Path, config: Config, index: pd.DataFrame, split: pd.DataFrame, *,
+            cache_dir, workers, val_centres, loader: dict[str, Any]) -> _Inputs:
+    """Fill the cache for every row; the validation dataset and the training samples."""
+    tc = config.train
+    cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
+    centres = _with_val_centres(index, split, val_centres)
+    stats = cache.prepare(index, centres=centres, workers=workers)
+    paths = np.asarray(cache.paths(index, centres), dtype=object)
+    is_train = (split["split"] == "train").to_numpy()
+    y = index["label"].to_numpy()
+    weights = class_weights(y[is_train], tc.class_weight)
+    val_ds = WindowDataset(paths[~is_train], y[~is_train], batch_size=tc.batch_size, **loader)
+    manifest = {
+        "n_train": int(is_train.sum()),
+        "n_val": int((~is_train).sum()),
+        "class_counts": {
+            "train": np.bincount(y[is_train], minlength=3).tolist(),
+            "val": np.bincount(y[~is_train], minlength=3).tolist(),
+        },
+        "excluded": index.attrs.get("excluded", []),
+        "cache": {"dir": str(cache.dir), "hits": stats.hits, "computed": stats.written},
+    }
+    return _Inputs(paths[is_train], y[is_train], val_ds, weights, manifest)
+
+
+def _build_model(config: Config, policy: str) -> keras.Model:
+    """The model under ``policy``; Keras' global policy is restored afterwards."""
+    _seed_everything(config.train.seed)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return build_from_config(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _history_so_far(run: RunDir, *, resume: bool) -> tuple[int, pd.DataFrame]:
+    """The epoch to start at and the history before it; history.csv is cut to match."""
+    start_epoch = backup_epoch(run.backup) if resume else 0
+    past = run.read_history() if resume else pd.DataFrame()
+    past = past[past["epoch"] < start_epoch] if len(past) else past
+    if resume:
+        past.to_csv(run.history, index=False)
+    else:
+        run.history.unlink(missing_ok=True)
+    return start_epoch, past
+
+
+def _callbacks(run: RunDir, config: Config, past: pd.DataFrame, start_epoch: int,
+               extra: Sequence[object]) -> list:
+    """Timer, history, best model, early stopping and backup, in the order that is safe.
+
+    The history row and the best model are written before the backup, so an
+    interruption between them repeats an epoch rather than losing one.
+    """
+    checkpoint = keras.callbacks.ModelCheckpoint(str(run.model), monitor="val_loss",
+                                                 save_best_only=True)
+    if len(past):  # a resumed run keeps the best model of the epochs before it
+        checkpoint.best = float(past["val_loss"].min())
+    return [
+        EpochTimer(),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
+        checkpoint,
+        ResumableEarlyStopping(config.train.early_stopping_patience, past, start_epoch),
+        Backup(run.backup),
+        *extra,
+    ]
+
+
+def _finish(run: RunDir, model: keras.Model, *, seconds: float, start_epoch: int,
+            resume: bool) -> pd.DataFrame:
+    """Drop the backup, load the best model, write history.json and the manifest."""
+    shutil.rmtree(run.backup, ignore_errors=True)
+    # The result is the best-validation model on disk, whether or not the run was resumed.
+    if run.model.is_file():
+        model.load_weights(str(run.model))
+    history = run.read_history()
+    run.history_json.write_text(history.to_json(orient="records", indent=2))
+    run.write_manifest({"status": "trained", "train_seconds": round(seconds, 1),
+                        "epochs_run": int(len(history)),
+                        "resumed_at_epoch": start_epoch if resume else None})
+    return history
 
 
 def train(
@@ -364,9 +304,9 @@ def train(
     config : Config, optional
         Target, preprocessing and training settings (defaults: the paper).
     run_dir : str or Path
-        Where the model, history, split and manifest go. An existing run folder is
-        refused unless ``resume`` or ``overwrite`` (so that a finished run is never
-        replaced by accident).
+        Where the model, history, split and manifest go (layout: :class:`lss.run.RunDir`).
+        An existing run folder is refused unless ``resume`` or ``overwrite`` (so that a
+        finished run is never replaced by accident).
     cache_dir : str or Path, optional
         Preprocessing cache (default :func:`lss.data.default_cache_dir`).
     index : DataFrame, optional
@@ -390,129 +330,96 @@ def train(
         neither the reported validation scores nor the choice of the best epoch use
         the validation studies' coordinates). Training rows keep ``index``'s x, y.
     mixed_precision : bool or None
-        The model's dtype policy (see :func:`lss.accelerate.precision_policy`):
+        The model's dtype policy (see :func:`lss.device.precision_policy`):
         ``False`` (default) float32; ``None`` mixed precision where the device has it
         (GPU: ``mixed_float16``, TPU: ``mixed_bfloat16``, CPU: float32); ``True``
         mixed precision, refused on a CPU. Set only while the model is built; the
         global Keras policy is restored afterwards. Recorded in the manifest.
     loader : dict, optional
         ``workers``, ``use_multiprocessing`` and ``max_queue_size`` of the training and
-        validation :class:`WindowDataset`: with ``workers`` above 1, that many threads
-        read batches from the cache ahead of the model, in the epoch's order
-        (:class:`lss.accelerate.ReadAheadDataset`), so the run is the same as without.
-        See :func:`lss.accelerate.loader_settings`. Default: read in the loop.
+        validation :class:`~lss.data.loader.WindowDataset`: with ``workers`` above 1,
+        that many threads read batches from the cache ahead of the model, in the epoch's
+        order, so the run is the same as without. See :func:`lss.device.loader_settings`.
+        Default: read in the loop.
 
     Returns
     -------
     TrainResult
     """
-    import keras
-
-    from lss.model import build_from_config
-
     config = config or Config()
-    tc = config.train
-    run_dir = Path(run_dir)
-    if resume and overwrite:
-        raise ValueError("resume and overwrite exclude each other")
-    if resume and _backup_epoch(run_dir) == 0 and \
-            read_manifest(run_dir).get("status") in ("trained", "evaluated"):
-        raise FileExistsError(f"Run folder {run_dir} holds a finished run; nothing to resume "
-                              f"(train again with overwrite, or into another folder)")
+    run = RunDir(run_dir)
     loader = _check_loader(loader)
     kind = "CPU" if mixed_precision is False else describe_accelerator()["kind"]
     policy = precision_policy(kind, mixed_precision)
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise FileExistsError(f"Run folder {run_dir} already exists and is not empty; "
-                              f"choose another, delete it, or pass resume=True")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _open_run(run, resume=resume, overwrite=overwrite)
     t0 = time.perf_counter()
 
     if index is None:
         index = build_index(root, config.condition, config.level)
-    split = split_by_study(index, validation_fraction=tc.validation_fraction, seed=tc.seed)
-    if (run_dir / "splits.csv").is_file() and resume:
-        old = load_split(run_dir)
-        if not old[["study_id", "split"]].equals(split[["study_id", "split"]]):
-            raise DataError(f"Cannot resume {run_dir}: the data or the split changed")
-    split.to_csv(run_dir / "splits.csv", index=False)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    split = _split(run, index, config, resume=resume)
+    inputs = _inputs(root, config, index, split, cache_dir=cache_dir, workers=workers,
+                     val_centres=val_centres, loader=loader)
+    run.write_manifest({"kind": "train", "data": data_source(root), "config": config.to_dict(),
+                        "seed": config.train.seed, **inputs.manifest, "precision": policy,
+                        "loader": loader, "status": "running"})
 
-    cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
-    centres = _with_val_centres(index, split, val_centres)
-    stats = cache.prepare(index, centres=centres, workers=workers)
-    paths = np.asarray(cache.paths(index, centres), dtype=object)
-    is_train = (split["split"] == "train").to_numpy()
-    y = index["label"].to_numpy()
-    weights = class_weights(y[is_train], tc.class_weight)
-    val_ds = WindowDataset(paths[~is_train], y[~is_train], batch_size=tc.batch_size,
-                           **loader)
-
-    write_manifest(run_dir, {
-        "kind": "train",
-        "data": data_source(root),
-        "config": config.to_dict(),
-        "seed": tc.seed,
-        "n_train": int(is_train.sum()),
-        "n_val": int((~is_train).sum()),
-        "class_counts": {
-            "train": np.bincount(y[is_train], minlength=3).tolist(),
-            "val": np.bincount(y[~is_train], minlength=3).tolist(),
-        },
-        "excluded": index.attrs.get("excluded", []),
-        "cache": {"dir": str(cache.dir), "hits": stats.hits, "computed": stats.written},
-        "precision": policy,
-        "loader": loader,
-        "status": "running",
-    })
-
-    _seed_everything(tc.seed)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = build_from_config(config)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    history_path = run_dir / "history.csv"
-    start_epoch = _backup_epoch(run_dir) if resume else 0
-    past = _read_history(history_path) if resume else pd.DataFrame()
-    past = past[past["epoch"] < start_epoch] if len(past) else past
-    past.to_csv(history_path, index=False) if resume else history_path.unlink(missing_ok=True)
-    train_ds = WindowDataset(paths[is_train], y[is_train], batch_size=tc.batch_size,
-                             shuffle=True, seed=tc.seed, weights=weights, epoch=start_epoch,
+    model = _build_model(config, policy)
+    start_epoch, past = _history_so_far(run, resume=resume)
+    train_ds = WindowDataset(inputs.train_paths, inputs.train_labels,
+                             batch_size=config.train.batch_size, shuffle=True,
+                             seed=config.train.seed, weights=inputs.weights, epoch=start_epoch,
                              **loader)
-
-    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"),
-                                                 monitor="val_loss", save_best_only=True)
-    if len(past):  # a resumed run keeps the best model of the epochs before it
-        checkpoint.best = float(past["val_loss"].min())
-    cbs = [
-        # Order matters: history row and best model are written before the backup, so
-        # an interruption between them repeats an epoch rather than losing one.
-        _epoch_timer(),
-        keras.callbacks.CSVLogger(str(history_path), append=True),
-        checkpoint,
-        _early_stopping(tc.early_stopping_patience, past, start_epoch),
-        _Backup(run_dir / "backup"),
-        *callbacks,
-    ]
+    cbs = _callbacks(run, config, past, start_epoch, callbacks)
     if start_epoch:
-        _restore_backup(model, run_dir / "backup", start_epoch)
+        restore_backup(model, run.backup, start_epoch)
     # shuffle=False: WindowDataset shuffles itself from (seed, epoch); Keras' own batch
     # shuffle draws from the global NumPy state, which a resumed process does not share.
-    model.fit(train_ds, validation_data=val_ds, epochs=tc.epochs, initial_epoch=start_epoch,
-              shuffle=False, callbacks=cbs, verbose=verbose)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    # The result is the best-validation model on disk, whether or not the run was resumed.
-    if (run_dir / "best.keras").is_file():
-        model.load_weights(str(run_dir / "best.keras"))
-    history = _read_history(history_path)
-    (run_dir / "history.json").write_text(history.to_json(orient="records", indent=2))
+    model.fit(train_ds, validation_data=inputs.val_ds, epochs=config.train.epochs,
+              initial_epoch=start_epoch, shuffle=False, callbacks=cbs, verbose=verbose)
     seconds = time.perf_counter() - t0
-    write_manifest(run_dir, {"status": "trained", "train_seconds": round(seconds, 1),
-                             "epochs_run": int(len(history)), "resumed_at_epoch":
-                             start_epoch if resume else None})
-    return TrainResult(run_dir, model, history, split, seconds)
+    history = _finish(run, model, seconds=seconds, start_epoch=start_epoch, resume=resume)
+    return TrainResult(run.path, model, history, split, seconds)
 
+
+def train_on_device(
+    root: str | Path,
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    cpu_epochs: int = 6,
+    seed: int = 0,
+    config: Config | None = None,
+    cache_dir: str | Path | None = None,
+    mixed_precision: bool | None = None,
+    overwrite: bool = False,
+    verbose: int = 2,
+) -> TrainResult:
+    """The book's full training run: :func:`train` set up for this machine.
+
+    The paper's settings (``config``, default :class:`lss.config.Config`) with
+    ``epochs`` from :func:`lss.device.resolve_epochs`, the seed, mixed precision where
+    the device has it (:func:`lss.device.use_mixed_precision`) and the loader of
+    :func:`lss.device.loader_settings`. Chapter 4 makes this run; chapter 5 repeats
+    this exact call when it is opened without chapter 4's run folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        The data root.
+    run_dir : str or Path
+        The run folder (see :func:`train`).
+    epochs : int or None
+        ``None``: 20 on a GPU or TPU, ``cpu_epochs`` on a CPU.
+    seed : int
+        ``TrainConfig.seed``: the split, the initial weights and the augmentation.
+    mixed_precision : bool or None
+        As ``enabled`` in :func:`lss.device.precision_policy`.
+    overwrite, verbose, cache_dir
+        As in :func:`train`.
+    """
+    accelerator = describe_accelerator()
+    n = resolve_epochs(epochs, accelerator, cpu_epochs=cpu_epochs)
+    config = (config or Config()).replace(epochs=n, seed=int(seed))
+    return train(root, config, run_dir, cache_dir=cache_dir, overwrite=overwrite,
+                 verbose=verbose, mixed_precision=mixed_precision,
+                 loader=loader_settings(accelerator))

@@ -1,4 +1,5 @@
-"""Tests for lss.accelerate: device description, precision policy, loader, epochs."""
+"""Tests for lss.device (device description, precision policy, loader settings, epochs),
+lss.data.loader's in-memory batches and lss.train.train_on_device."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ import numpy as np
 import pytest
 
 from lss.config import PAPER_EPOCHS
-from lss.accelerate import (
-    ArrayBatches,
-    batches_per_second,
+from lss.data.loader import ArrayBatches, ReadAheadDataset, batches_per_second
+from lss.device import (
     describe_accelerator,
     loader_settings,
     precision_policy,
     resolve_epochs,
-    train_on_accelerator,
     use_mixed_precision,
 )
 from lss.model import build_cnn_lstm
+from lss.train import train_on_device
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_resolve_epochs():
 
 
 @pytest.mark.slow
-def test_train_on_accelerator_records_precision_loader_and_times(tmp_path):
+def test_train_on_device_records_precision_loader_and_times(tmp_path):
     from dicom_factory import write_labelled_root
 
     from lss.config import Config
@@ -159,7 +159,7 @@ def test_train_on_accelerator_records_precision_loader_and_times(tmp_path):
     root = write_labelled_root(tmp_path / "root", 12)
     cfg = Config().replace(n_slices=2, image_size=16, batch_size=4, cnn_filters=(4,),
                            lstm_units=4, dense_units=4)
-    res = train_on_accelerator(root, tmp_path / "run", epochs=2, seed=3, config=cfg,
+    res = train_on_device(root, tmp_path / "run", epochs=2, seed=3, config=cfg,
                                cache_dir=tmp_path / "cache", verbose=0)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     here = describe_accelerator()
@@ -173,7 +173,6 @@ def test_train_on_accelerator_records_precision_loader_and_times(tmp_path):
 
 def test_read_ahead_follows_the_order_of_the_current_epoch():
     """Batches read ahead belong to their epoch: a new order is never served stale."""
-    from lss.accelerate import ReadAheadDataset
 
     class Shuffled(ReadAheadDataset):
         def __init__(self, **kw):

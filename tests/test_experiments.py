@@ -11,31 +11,28 @@ import pandas as pd
 import pytest
 from dicom_factory import write_labelled_root
 
-from lss.config import Config
+from lss.baselines import linear_probe
+from lss.cli import main
+from lss.comparison import best_row, format_table, summarise
+from lss.config import Config, LocaliserConfig
 from lss.data import DataError, build_index, level_window, scan_series
-from lss.evaluate import evaluate_run, load_run, predict
+from lss.evaluate import evaluate_run, predict
 from lss.experiments import (
     Combination,
     Experiment,
-    _scores,
-    best_row,
     combine,
     default_experiments,
-    format_table,
-    linear_probe,
-    main,
-    paired_bootstrap,
     run_experiment,
     run_experiments,
-    summarise,
 )
-from lss.config import LocaliserConfig
-from lss.localiser import LOCALISER_FILE, centres_for_series, run_localiser
-from lss.metrics import classification_report, rsna_log_loss
+from lss.localiser import centres_for_series, load_run_localiser
+from lss.metrics import classification_report, paired_bootstrap, rsna_log_loss, score
+from lss.run import RunDir
 from lss.train import split_by_study, train
 
 TINY = dict(n_slices=2, image_size=16, batch_size=4, cnn_filters=(4,), lstm_units=4,
             dense_units=4, early_stopping_patience=10, epochs=3, learning_rate=1e-2)
+LOCALISER_FILE = RunDir.LOCALISER
 LOC = LocaliserConfig(image_size=16, filters=(4, 4), epochs=3, batch_size=8)
 
 
@@ -71,7 +68,9 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
         m = json.loads((run / "manifest.json").read_text())
         assert m["experiment"]["name"] == name and m["data"]["root"] == str(data.resolve())
         assert m["status"] == "evaluated" and m["seed"] == 42
-        assert f"--row {name}" in m["experiment"]["rerun"]
+        assert m["experiment"]["rerun"] == (f"lss train --data {data.resolve()} --config "
+                                            f"{(run / 'config.json').resolve()} --run "
+                                            f"{run.resolve()}-rerun")
         splits.append(pd.read_csv(run / "splits.csv"))
     for s in splits[1:]:
         pd.testing.assert_frame_equal(s, splits[0])
@@ -91,11 +90,12 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
     assert text.startswith("Data: tiny test data (validation n = ")
     said = summarise(table)
     assert said[0].startswith("Rows that answer a single grade") and len(said) == 4
-    # the manifest's command reruns the row with the options that shape it
-    roi_cmd = json.loads((out / "roi" / "manifest.json").read_text())["experiment"]["rerun"]
-    assert "--row roi --epochs 3 --seed 42 --learning-rate 0.01 --crop-mm 8 --roi-size 8" \
-        in roi_cmd
-    assert "--localiser-size 16 --localiser-epochs 3" in roi_cmd
+    # the rerun command reads the row's config.json, which holds every setting that shapes
+    # the row, the localiser's included
+    roi_cfg = RunDir(out / "roi").read_config()
+    assert roi_cfg.preprocess.crop_mm == 8.0 and roi_cfg.preprocess.image_size == 8
+    assert roi_cfg.train.epochs == 3 and roi_cfg.train.learning_rate == 0.01
+    assert roi_cfg.localiser == LOC
 
 
 def test_rerunning_one_row_reproduces_its_metrics(ran, data, tmp_path):
@@ -171,9 +171,9 @@ def test_predict_on_an_roi_run_crops_where_its_localiser_points(ran, data, tmp_p
     run = out / "roi"
     _make_test_split(data, [1002, 1005])
     sub = predict(run, data)
-    model, config = load_run(run)
+    model, config = RunDir(run).load()
     headers = [scan_series(data / "test_images" / str(s) / str(s + 4000)) for s in (1002, 1005)]
-    centres = centres_for_series(run_localiser(run), headers)
+    centres = centres_for_series(load_run_localiser(run), headers)
     x = np.stack([level_window(h, None, config.preprocess, centre_xy=c).volume
                   for h, c in zip(headers, centres, strict=True)])
     expected = model.predict(x[..., None], verbose=0)
@@ -244,10 +244,10 @@ def test_fast_scores_match_lss_metrics_and_bootstrap_of_a_model_against_itself()
     y = rng.integers(0, 3, 60)
     p = rng.dirichlet([1, 1, 1], 60)
     rep = classification_report(y, p)
-    assert _scores(y, p, "accuracy") == pytest.approx(rep["accuracy"])
-    assert _scores(y, p, "balanced_accuracy") == pytest.approx(rep["balanced_accuracy"])
-    assert _scores(y, p, "macro_f1") == pytest.approx(rep["macro"]["f1"])
-    assert _scores(y, p, "rsna_log_loss") == pytest.approx(rsna_log_loss(y, p))
+    assert score(y, p, "accuracy") == pytest.approx(rep["accuracy"])
+    assert score(y, p, "balanced_accuracy") == pytest.approx(rep["balanced_accuracy"])
+    assert score(y, p, "macro_f1") == pytest.approx(rep["macro"]["f1"])
+    assert score(y, p, "rsna_log_loss") == pytest.approx(rsna_log_loss(y, p))
     assert paired_bootstrap(y, p, p, n_boot=20) == (0.0, 0.0, 0.0)
     d, lo, hi = paired_bootstrap(y, p, np.eye(3)[y], n_boot=200)
     assert d > 0 and lo <= d <= hi
@@ -270,7 +270,7 @@ def test_command_line_runs_the_named_row(monkeypatch, tmp_path, capsys, data):
                 "rsna_log_loss": 1.0, "train_seconds": 1.0, "run_dir": str(tmp_path)}
 
     monkeypatch.setattr("lss.experiments.run_experiment", fake)
-    assert main(["--data", str(data), "--out", str(tmp_path), "--row", "no_flip",
+    assert main(["experiments", "--data", str(data), "--out", str(tmp_path), "--row", "no_flip",
                  "--epochs", "2", "--localiser-epochs", "5", "--class-weight", "rsna"]) == 0
     assert seen["name"] == "no_flip" and seen["localiser"].epochs == 5
     rows = {e.name: e for e in seen["experiments"]}
@@ -280,7 +280,7 @@ def test_command_line_runs_the_named_row(monkeypatch, tmp_path, capsys, data):
 
 
 def test_linear_probe_reads_the_runs_own_inputs(ran):
-    from lss.experiments import linear_probe, load_table
+    from lss.comparison import load_table
 
     table, out = ran
     probe = linear_probe(out / "roi", size=8, cs=(1.0,), folds=2, workers=1,
@@ -296,7 +296,7 @@ def test_linear_probe_reads_the_runs_own_inputs(ran):
 
 
 def test_weighted_prior_is_the_best_constant_for_the_rsna_log_loss():
-    from lss.experiments import weighted_prior
+    from lss.metrics import weighted_prior
 
     y = np.array([0] * 9 + [1] * 6 + [2] * 3)
     best = weighted_prior(y)

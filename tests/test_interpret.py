@@ -192,15 +192,17 @@ from lss.interpret import (  # noqa: E402
     architecture_table,
     lstm_states,
     most_wrong,
-    paper_comparison,
+    slice_features,
+    window_point,
+)
+from lss.paper import paper_comparison  # noqa: E402
+from lss.viz import (  # noqa: E402
     plot_architecture,
     plot_montage,
     plot_paper_comparison,
     plot_saliency,
     plot_sequence,
     plot_slices,
-    slice_features,
-    window_point,
 )
 
 

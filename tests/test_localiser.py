@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from dicom_factory import write_slice, write_tables
 
-from lss.data import build_index
 from lss.config import LocaliserConfig
+from lss.data import build_index
 from lss.localiser import (
     SpatialSoftArgmax,
     build_localiser,

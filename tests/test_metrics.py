@@ -1,4 +1,4 @@
-"""Tests for lss.metrics against values computed by hand, and for the lss.plots figures."""
+"""Tests for lss.metrics against values computed by hand, and for the lss.viz figures."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lss.metrics import (
     prior_baseline,
     rsna_log_loss,
 )
-from lss.plots import (
+from lss.viz import (
     plot_class_distribution,
     plot_confusion_matrix,
     plot_history,
@@ -179,7 +179,7 @@ def test_format_report_requires_a_data_label(label):
         format_report({"model": {}, "majority": {}}, data_label="x")
 
 
-# --- lss.plots: the figures built on these metrics -------------------------------------
+# --- lss.viz: the figures built on these metrics -------------------------------------
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from lss import plots  # noqa: E402
+from lss import viz  # noqa: E402
+from lss.data import survey as data_survey  # noqa: E402
+from lss.phantom import labelled_axial_slice  # noqa: E402
+from lss.viz import anatomy  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +47,7 @@ def _texts_by_side(ax) -> dict[str, str]:
 
 def test_plot_slice_draws_the_point_where_asked():
     img = np.random.default_rng(0).random((40, 60))
-    ax = plots.plot_slice(img, point=(45.5, 12.0))
+    ax = viz.plot_slice(img, point=(45.5, 12.0))
     xs, ys = ax.lines[0].get_data()
     assert (float(xs[0]), float(ys[0])) == (45.5, 12.0)
     ring = ax.patches[0]
@@ -53,27 +56,27 @@ def test_plot_slice_draws_the_point_where_asked():
 
 
 def test_plot_slice_skips_a_missing_point_and_refuses_a_volume():
-    ax = plots.plot_slice(np.zeros((8, 8)), point=(np.nan, np.nan))
+    ax = viz.plot_slice(np.zeros((8, 8)), point=(np.nan, np.nan))
     assert not ax.lines and not ax.patches
     with pytest.raises(ValueError, match="2-D slice"):
-        plots.plot_slice(np.zeros((2, 8, 8)))
+        viz.plot_slice(np.zeros((2, 8, 8)))
 
 
 def test_plot_slice_writes_the_radiological_convention():
-    ax = plots.plot_slice(np.zeros((8, 8)), orientation="axial")
+    ax = viz.plot_slice(np.zeros((8, 8)), orientation="axial")
     assert _texts_by_side(ax) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
     with pytest.raises(ValueError, match="orientation must be"):
-        plots.plot_slice(np.zeros((8, 8)), orientation="coronal")
+        viz.plot_slice(np.zeros((8, 8)), orientation="coronal")
 
 
 def test_plot_slice_zoom_centres_on_the_point():
-    ax = plots.plot_slice(np.zeros((100, 100)), point=(30.0, 70.0), zoom=10)
+    ax = viz.plot_slice(np.zeros((100, 100)), point=(30.0, 70.0), zoom=10)
     assert ax.get_xlim() == (20.0, 40.0)
     assert ax.get_ylim() == (80.0, 60.0)  # rows run down
-    ax = plots.plot_slice(np.zeros((100, 100)), point=(30.0, 70.0), zoom=10, centre=(50, 50))
+    ax = viz.plot_slice(np.zeros((100, 100)), point=(30.0, 70.0), zoom=10, centre=(50, 50))
     assert ax.get_xlim() == (40.0, 60.0)
     with pytest.raises(ValueError, match="zoom needs"):
-        plots.plot_slice(np.zeros((10, 10)), zoom=3)
+        viz.plot_slice(np.zeros((10, 10)), zoom=3)
 
 
 # --------------------------------------------------------------------------- flips
@@ -81,17 +84,17 @@ def test_plot_slice_zoom_centres_on_the_point():
 
 def test_flip_moves_x_to_width_minus_one_minus_x_and_keeps_the_pixel():
     img = np.arange(5 * 7, dtype=float).reshape(5, 7)
-    flipped, (fx, fy) = plots.flip_horizontal(img, (1.0, 3.0))
+    flipped, (fx, fy) = viz.flip_horizontal(img, (1.0, 3.0))
     assert (fx, fy) == (5.0, 3.0)
     assert flipped[3, 5] == img[3, 1]
-    again, back = plots.flip_horizontal(flipped, (fx, fy))
+    again, back = viz.flip_horizontal(flipped, (fx, fy))
     np.testing.assert_array_equal(again, img)
     assert back == (1.0, 3.0)
 
 
 def test_plot_flip_moves_the_point_and_swaps_the_sides():
     img = np.random.default_rng(1).random((32, 50))
-    axes = plots.plot_flip(img, (40.0, 10.0), data_label="test data")
+    axes = viz.plot_flip(img, (40.0, 10.0), data_label="test data")
     x0 = axes[0].lines[0].get_data()[0][0]
     x1 = axes[1].lines[0].get_data()[0][0]
     assert (x0, x1) == (40.0, 9.0)
@@ -99,7 +102,7 @@ def test_plot_flip_moves_the_point_and_swaps_the_sides():
     assert _texts_by_side(axes[1])["left"] == "L"
     assert "still 'Left subarticular stenosis'" in axes[1].get_title()
     np.testing.assert_array_equal(axes[1].images[0].get_array(), img[:, ::-1])
-    zoomed = plots.plot_flip(img, (40.0, 10.0), zoom=5, axes=plt.subplots(1, 2)[1])
+    zoomed = viz.plot_flip(img, (40.0, 10.0), zoom=5, axes=plt.subplots(1, 2)[1])
     assert zoomed[0].get_xlim() == zoomed[1].get_xlim() == (19.5, 29.5)  # around column 24.5
 
 
@@ -108,7 +111,7 @@ def test_plot_flip_moves_the_point_and_swaps_the_sides():
 
 def test_plot_window_frames_the_labelled_slice_and_marks_repeats():
     vol = np.random.default_rng(2).random((4, 16, 16))
-    axes = plots.plot_window(vol, indices=[0, 0, 1, 2], instance_numbers=[9, 9, 8, 7],
+    axes = viz.plot_window(vol, indices=[0, 0, 1, 2], instance_numbers=[9, 9, 8, 7],
                              point=(3.0, 4.0), title="w", data_label="test data")
     assert len(axes) == 4
     assert "repeat" in axes[1].get_title() and "repeat" not in axes[0].get_title()
@@ -120,19 +123,19 @@ def test_plot_window_frames_the_labelled_slice_and_marks_repeats():
 
 def test_plot_window_checks_lengths():
     with pytest.raises(ValueError, match="instance_numbers has 2 entries for 3 slices"):
-        plots.plot_window(np.zeros((3, 4, 4)), instance_numbers=[1, 2])
+        viz.plot_window(np.zeros((3, 4, 4)), instance_numbers=[1, 2])
     with pytest.raises(ValueError, match="centre 5 outside"):
-        plots.plot_window(np.zeros((3, 4, 4)), centre=5)
+        viz.plot_window(np.zeros((3, 4, 4)), centre=5)
 
 
 def test_plot_preprocessing_steps_has_an_image_and_a_histogram_per_step():
     steps = {"raw": np.random.default_rng(3).random((20, 30)) * 900, "scaled": np.ones((8, 8))}
-    axes = plots.plot_preprocessing_steps(steps)
+    axes = viz.plot_preprocessing_steps(steps)
     assert axes.shape == (2, 2)
     assert "20x30" in axes[0, 0].get_title()
     assert len(axes[1, 0].patches) == 60
     with pytest.raises(ValueError, match="empty"):
-        plots.plot_preprocessing_steps({})
+        viz.plot_preprocessing_steps({})
 
 
 # --------------------------------------------------------------------------- orderings
@@ -147,7 +150,7 @@ def _header(names, instances, positions):
 def test_slice_order_table_ranks_by_instance_and_by_name_as_text():
     # spatial order (feet to head): instance numbers run toward the feet
     h = _header(["10.dcm", "9.dcm", "2.dcm", "1.dcm"], [10, 9, 2, 1], [-30, -26, 40, 44])
-    df = plots.slice_order_table(h)
+    df = data_survey.slice_order_table(h)
     assert df["instance_rank"].tolist() == [3, 2, 1, 0]
     assert df["name_rank"].tolist() == [1, 3, 2, 0]  # "1" < "10" < "2" < "9"
     assert df["position_mm"].tolist() == [-30, -26, 40, 44]
@@ -155,11 +158,11 @@ def test_slice_order_table_ranks_by_instance_and_by_name_as_text():
 
 def test_plot_slice_order_stars_the_labelled_instance():
     h = _header(["3.dcm", "2.dcm", "1.dcm"], [3, 2, 1], [0, 4, 8])
-    axes = plots.plot_slice_order(h, labelled_instance=2)
+    axes = viz.plot_slice_order(h, labelled_instance=2)
     star = axes[0].lines[-1].get_data()
     assert (star[0][0], star[1][0]) == (2, 4.0)
     with pytest.raises(ValueError, match="instance 7 is not in"):
-        plots.plot_slice_order(h, labelled_instance=7)
+        viz.plot_slice_order(h, labelled_instance=7)
 
 
 def test_subarticular_pairs_and_their_plot():
@@ -171,14 +174,14 @@ def test_subarticular_pairs_and_their_plot():
         "level": ["L4/L5"] * 5,
         "x": [300.0, 200.0, 150.0, 250.0, 100.0],
     })
-    pairs = plots.subarticular_pairs(coords)
+    pairs = data_survey.subarticular_pairs(coords)
     assert pairs["study_id"].tolist() == [1, 2]  # study 3 has no right label
     assert pairs["same_series"].tolist() == [True, False]
     assert pairs["left_is_right_of_image"].tolist() == [True, False]
-    ax = plots.plot_left_right_x(pairs, data_label="test data")
+    ax = viz.plot_left_right_x(pairs, data_label="test data")
     assert "50.0 % of 2 pairs" in ax.get_title() and "test data" in ax.get_title()
     with pytest.raises(ValueError, match="lack column"):
-        plots.subarticular_pairs(coords.drop(columns="x"))
+        data_survey.subarticular_pairs(coords.drop(columns="x"))
 
 
 # --------------------------------------------------------------------------- anatomy
@@ -186,7 +189,7 @@ def test_subarticular_pairs_and_their_plot():
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_anatomy_landmarks_sit_on_the_tissue_they_name(seed):
-    s = plots.labelled_axial_slice(seed=seed, shape=(256, 256), pixel_spacing=0.8, noise=False)
+    s = labelled_axial_slice(seed=seed, shape=(256, 256), pixel_spacing=0.8, noise=False)
     img = s.image
 
     def value(name):
@@ -206,9 +209,9 @@ def test_anatomy_landmarks_sit_on_the_tissue_they_name(seed):
 
 
 def test_plot_axial_anatomy_points_every_arrow_at_its_landmark():
-    s = plots.labelled_axial_slice(shape=(128, 128), pixel_spacing=1.6, noise=False)
-    axes = plots.plot_axial_anatomy(s, data_label="test data")
-    for ax, names in ((axes[0], plots._WHOLE), (axes[1], plots._ZOOM)):
+    s = labelled_axial_slice(shape=(128, 128), pixel_spacing=1.6, noise=False)
+    axes = viz.plot_axial_anatomy(s, data_label="test data")
+    for ax, names in ((axes[0], anatomy._WHOLE), (axes[1], anatomy._ZOOM)):
         anns = [t for t in ax.texts if hasattr(t, "xy")]
         assert len(anns) == len(names)
         for a in anns:
@@ -221,19 +224,19 @@ def test_window_survey_finds_edges_spans_and_direction(tiny_root):
     from lss.data import build_index
 
     index = build_index(tiny_root)
-    survey = plots.window_survey(tiny_root, index, n_slices=4)
+    survey = data_survey.window_survey(tiny_root, index, n_slices=4)
     assert survey["study_id"].tolist() == index["study_id"].tolist()
     assert (survey["span_mm"] >= 0).all()
     # the factory numbers study 103's slices toward the head, the others toward the feet
     by_study = dict(zip(survey["study_id"], survey["instances_run_with_position"], strict=True))
     assert by_study == {101: False, 102: False, 103: True}
-    one = plots.window_survey(tiny_root, index, n_slices=1)
+    one = data_survey.window_survey(tiny_root, index, n_slices=1)
     assert not one["edge"].any()  # a one-slice window never runs past an end
-    wide = plots.window_survey(tiny_root, index, n_slices=99)
+    wide = data_survey.window_survey(tiny_root, index, n_slices=99)
     assert wide["edge"].all()
     assert (wide["span_mm"] >= survey["span_mm"]).all()
 
 
 def test_plot_window_writes_positions_relative_to_the_labelled_slice():
-    axes = plots.plot_window(np.zeros((3, 4, 4)), positions=[-8.0, -4.0, 0.0], centre=2)
+    axes = viz.plot_window(np.zeros((3, 4, 4)), positions=[-8.0, -4.0, 0.0], centre=2)
     assert "-8 mm" in axes[0].get_title() and "+0 mm" in axes[2].get_title()

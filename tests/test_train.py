@@ -15,8 +15,9 @@ from dicom_factory import write_labelled_root
 from lss.cli import main
 from lss.config import Config
 from lss.data import TensorCache, build_index
+from lss.data.loader import WindowDataset
 from lss.evaluate import SUBMISSION_COLUMNS, evaluate_run, predict
-from lss.train import WindowDataset, class_weights, split_by_study, train
+from lss.train import class_weights, split_by_study, train
 
 TINY = dict(n_slices=2, image_size=16, batch_size=4, cnn_filters=(4,), lstm_units=4,
             dense_units=4, early_stopping_patience=10)
@@ -275,7 +276,7 @@ def test_loader_threads_give_the_same_run_as_the_plain_loop(tiny_data, tmp_path,
 
 
 def test_mixed_precision_is_set_for_the_model_only(tiny_data, tmp_path, cfg):
-    from lss.accelerate import describe_accelerator
+    from lss.device import describe_accelerator
 
     before = keras.mixed_precision.global_policy().name
     if describe_accelerator()["kind"] == "CPU":

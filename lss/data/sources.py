@@ -2,7 +2,7 @@
 
 The RSNA 2024 images are licence-gated (a Kaggle account that accepted the competition
 rules), about 35 GB, and cannot be fetched on the machines this project is built on.
-:func:`prepare_data` therefore makes the synthetic phantom by default and downloads the
+:func:`ensure_data` therefore makes the synthetic phantom by default and downloads the
 real data only when asked, with the user's own Kaggle credentials.
 """
 
@@ -14,14 +14,14 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from lss.data.tables import DataError
+from lss.errors import DataError
 
-__all__ = ["prepare_data", "download_kaggle", "KAGGLE_COMPETITION"]
+__all__ = ["ensure_data", "download_kaggle", "KAGGLE_COMPETITION"]
 
 KAGGLE_COMPETITION = "rsna-2024-lumbar-spine-degenerative-classification"
 
 
-def prepare_data(
+def ensure_data(
     data_dir: str | Path,
     *,
     source: str = "phantom",

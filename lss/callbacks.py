@@ -1,0 +1,118 @@
+"""Keras callbacks of a training run: backups for an exact resume, epoch timing, and
+early stopping that remembers the epochs before a resume.
+
+Plain classes (Keras is imported at the top, as everywhere else in the training code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from lss.errors import DataError
+
+__all__ = ["Backup", "EpochTimer", "ResumableEarlyStopping", "seed_states", "backup_epoch",
+           "restore_backup"]
+
+
+def seed_states(model: keras.Model) -> list:
+    """The random-number states of dropout and augmentation layers (not in save_weights)."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+class Backup(keras.callbacks.Callback):
+    """Everything a resumed run needs, written atomically at every epoch end.
+
+    ``epoch-<k>.weights.h5`` holds the model and optimizer variables after epoch
+    ``k - 1``; ``epoch-<k>.json`` (written last) the random-number states, so a
+    backup counts only once both exist. Unlike Keras' BackupAndRestore this keeps
+    the dropout and augmentation RNG, so a resumed run equals an uninterrupted one.
+
+    Parameters
+    ----------
+    folder : Path
+        The run's ``backup/`` folder (:attr:`lss.run.RunDir.backup`).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        k = epoch + 1
+        weights = self.folder / f"epoch-{k}.weights.h5"
+        tmp = self.folder / f".epoch-{k}.tmp.weights.h5"
+        self.model.save_weights(str(tmp))
+        os.replace(tmp, weights)
+        rng = [keras.ops.convert_to_numpy(v).tolist() for v in seed_states(self.model)]
+        meta = self.folder / f"epoch-{k}.json"
+        tmp = self.folder / f".epoch-{k}.json.tmp"
+        tmp.write_text(json.dumps({"epoch": k, "rng": rng}))
+        os.replace(tmp, meta)
+        for old in self.folder.glob("epoch-*"):
+            if not old.name.startswith(f"epoch-{k}."):
+                old.unlink(missing_ok=True)
+
+
+def backup_epoch(folder: Path) -> int:
+    """The epoch a resumed run starts at: the newest complete backup in ``folder``, else 0."""
+    done = [int(p.stem.split("-")[1]) for p in Path(folder).glob("epoch-*.json")]
+    done = [k for k in done if (Path(folder) / f"epoch-{k}.weights.h5").is_file()]
+    return max(done, default=0)
+
+
+def restore_backup(model: keras.Model, folder: Path, epoch: int) -> None:
+    """Load the weights, optimizer state and random-number states of backup ``epoch``."""
+    meta = json.loads((folder / f"epoch-{epoch}.json").read_text())
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(folder / f"epoch-{epoch}.weights.h5"))
+    states = seed_states(model)
+    if len(states) != len(meta["rng"]):
+        raise DataError(f"Backup {folder} does not match this model (RNG states differ)")
+    for v, value in zip(states, meta["rng"], strict=True):
+        v.assign(np.asarray(value, dtype=v.dtype))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` (wall time of the epoch, validation included) to the epoch's
+    logs; listed before the CSVLogger, so history.csv records it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._t0
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping on val_loss that, on a resumed run, remembers the epochs before it.
+
+    Parameters
+    ----------
+    patience : int
+    past : DataFrame
+        The history of the epochs already run (empty for a new run).
+    start_epoch : int
+        The first epoch this process trains.
+    """
+
+    def __init__(self, patience: int, past: pd.DataFrame, start_epoch: int) -> None:
+        super().__init__(monitor="val_loss", patience=patience)
+        self.past = past
+        self.start_epoch = start_epoch
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if len(self.past):
+            losses = self.past["val_loss"].to_numpy()
+            self.best = float(losses.min())
+            self.best_epoch = int(self.past["epoch"].iloc[int(losses.argmin())])
+            self.wait = self.start_epoch - 1 - self.best_epoch

@@ -1,0 +1,234 @@
+"""The device Keras runs on: what it is, its precision policy, its loader settings.
+
+Everything here is backend-neutral Keras 3: the same calls work under
+``KERAS_BACKEND=tensorflow`` (Colab's default, and CI's), ``jax`` (the project's GPU
+machines, which have no TensorFlow) and ``torch``.
+
+* :func:`describe_accelerator` -- which device Keras will train on (GPU, TPU or CPU).
+* :func:`precision_policy` / :func:`use_mixed_precision` -- ``mixed_float16`` on a GPU,
+  ``mixed_bfloat16`` on a TPU, ``float32`` on a CPU (where half precision is emulated
+  and slower). The model's softmax stays float32 (see :func:`lss.model.build_cnn_lstm`).
+* :func:`loader_settings` -- ``workers`` / ``max_queue_size`` for
+  :class:`lss.data.loader.WindowDataset`, so batches are read from the cache ahead of
+  the accelerator.
+* :func:`resolve_epochs` -- the paper's 20 epochs on an accelerator, a short run on a
+  CPU (used by :func:`lss.train.train_on_device`, the book's full training run).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from lss.config import PAPER_EPOCHS
+
+__all__ = [
+    "describe_accelerator",
+    "precision_policy",
+    "use_mixed_precision",
+    "loader_settings",
+    "resolve_epochs",
+]
+
+_KINDS = ("GPU", "TPU", "CPU")
+
+
+def _cpu_name() -> str:
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def _devices(backend: str) -> tuple[str, list[str], str | None]:
+    """(kind, device names, compute capability of the first GPU or None)."""
+    if backend == "jax":
+        import jax
+
+        devices = jax.devices()  # the default platform: tpu > gpu > cpu
+        platform_ = devices[0].platform.upper()
+        kind = platform_ if platform_ in ("GPU", "TPU") else "CPU"
+        if kind == "CPU":
+            return kind, [_cpu_name()], None
+        names = [str(getattr(d, "device_kind", d)) for d in devices]
+        cc = getattr(devices[0], "compute_capability", None)
+        return kind, names, None if cc is None else str(cc)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = [tf.config.experimental.get_device_details(g) for g in gpus]
+            names = [d.get("device_name", g.name) for d, g in zip(details, gpus, strict=True)]
+            cc = details[0].get("compute_capability")
+            return "GPU", names, None if cc is None else ".".join(map(str, cc))
+        tpus = tf.config.list_logical_devices("TPU")
+        if tpus:
+            return "TPU", [t.name for t in tpus], None
+        return "CPU", [_cpu_name()], None
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            cc = ".".join(map(str, torch.cuda.get_device_capability(0)))
+            return "GPU", [torch.cuda.get_device_name(i) for i in range(n)], cc
+        return "CPU", [_cpu_name()], None
+    return "CPU", [_cpu_name()], None
+
+
+def describe_accelerator() -> dict[str, Any]:
+    """The device Keras trains on, as the current backend sees it.
+
+    Returns
+    -------
+    dict
+        ``backend`` ("tensorflow", "jax", "torch", ...), ``kind`` ("GPU", "TPU" or
+        "CPU"), ``devices`` (names, one per device of that kind), ``n_devices``,
+        ``compute_capability`` (of the first GPU, e.g. ``"9.0"``; None otherwise),
+        ``cpu_count`` and ``label``, a phrase to print beside timings, e.g.
+        ``"GPU: NVIDIA H100 80GB HBM3 (jax backend)"``.
+
+    Examples
+    --------
+    >>> info = describe_accelerator()
+    >>> info["kind"] in ("GPU", "TPU", "CPU")
+    True
+    """
+    backend = keras.backend.backend()
+    kind, names, cc = _devices(backend)
+    count = f"{len(names)} x " if len(names) > 1 else ""
+    return {
+        "backend": backend,
+        "kind": kind,
+        "devices": names,
+        "n_devices": len(names),
+        "compute_capability": cc,
+        "cpu_count": os.cpu_count() or 1,
+        "label": f"{kind}: {count}{names[0]} ({backend} backend)",
+    }
+
+
+def _kind(accelerator: Mapping[str, Any] | None) -> str:
+    info = describe_accelerator() if accelerator is None else accelerator
+    kind = info.get("kind")
+    if kind not in _KINDS:
+        raise ValueError(f"accelerator kind must be one of {_KINDS}, got {kind!r}")
+    return str(kind)
+
+
+def precision_policy(kind: str, enabled: bool | None = None) -> str:
+    """The Keras dtype policy for a device kind.
+
+    Parameters
+    ----------
+    kind : {"GPU", "TPU", "CPU"}
+    enabled : bool or None
+        ``None`` (automatic): mixed precision on a GPU or TPU, float32 on a CPU.
+        ``False``: float32 everywhere. ``True``: mixed precision, and a ``ValueError``
+        on a CPU, where float16 arithmetic is emulated and slower than float32.
+
+    Examples
+    --------
+    >>> precision_policy("GPU"), precision_policy("TPU"), precision_policy("CPU")
+    ('mixed_float16', 'mixed_bfloat16', 'float32')
+    >>> precision_policy("GPU", enabled=False)
+    'float32'
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if enabled not in (None, True, False):
+        raise ValueError(f"enabled must be True, False or None, got {enabled!r}")
+    if enabled is False:
+        return "float32"
+    if kind == "CPU":
+        if enabled:
+            raise ValueError("Mixed precision was asked for, but Keras runs on a CPU, where "
+                             "float16 is emulated and slower; pass enabled=None or False")
+        return "float32"
+    return "mixed_float16" if kind == "GPU" else "mixed_bfloat16"
+
+
+def use_mixed_precision(
+    enabled: bool | None = None,
+    *,
+    accelerator: Mapping[str, Any] | None = None,
+) -> str:
+    """Set Keras' global dtype policy for this machine and return its name.
+
+    Layers built afterwards compute in float16 (GPU) or bfloat16 (TPU) and keep their
+    weights in float32; :func:`lss.model.build_cnn_lstm` keeps the softmax in float32,
+    so probabilities and the loss are computed at full precision. Under
+    ``mixed_float16`` ``Model.compile`` wraps the optimizer in a
+    ``keras.optimizers.LossScaleOptimizer``, so that small gradients do not underflow.
+
+    Parameters
+    ----------
+    enabled : bool or None
+        As in :func:`precision_policy` (default: automatic).
+    accelerator : dict, optional
+        From :func:`describe_accelerator` (called when omitted).
+
+    Returns
+    -------
+    str
+        ``"mixed_float16"``, ``"mixed_bfloat16"`` or ``"float32"``. Call
+        ``use_mixed_precision(False)`` to go back to float32.
+    """
+    policy = precision_policy(_kind(accelerator), enabled)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def loader_settings(accelerator: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``workers``, ``use_multiprocessing`` and ``max_queue_size`` for the loaders.
+
+    The settings of :class:`lss.data.loader.ReadAheadDataset` (``WindowDataset``,
+    ``ArrayBatches``), named as ``keras.utils.PyDataset`` names them.
+
+    On a GPU or TPU, up to four threads read cache entries ahead of the model (an
+    entry is a plain ``.npz`` file; reading it mostly waits on the disk and releases
+    the GIL, so threads suffice), keeping up to 16 batches queued. On a CPU the model
+    needs every core, and batches are read in the training loop (``workers=1``).
+
+    Parameters
+    ----------
+    accelerator : dict, optional
+        From :func:`describe_accelerator` (called when omitted).
+
+    Examples
+    --------
+    >>> loader_settings({"kind": "CPU", "cpu_count": 2})
+    {'workers': 1, 'use_multiprocessing': False, 'max_queue_size': 10}
+    >>> loader_settings({"kind": "GPU", "cpu_count": 16})
+    {'workers': 4, 'use_multiprocessing': False, 'max_queue_size': 16}
+    """
+    info = describe_accelerator() if accelerator is None else accelerator
+    kind = _kind(info)
+    cpus = int(info.get("cpu_count") or os.cpu_count() or 1)
+    if kind == "CPU" or cpus < 2:
+        return {"workers": 1, "use_multiprocessing": False, "max_queue_size": 10}
+    return {"workers": min(4, cpus), "use_multiprocessing": False, "max_queue_size": 16}
+
+
+def resolve_epochs(epochs: int | None, accelerator: Mapping[str, Any] | None = None, *,
+                   cpu_epochs: int) -> int:
+    """The number of epochs to train: ``epochs`` if given, else by device.
+
+    ``None`` means the paper's :data:`PAPER_EPOCHS` (20) on a GPU or TPU and
+    ``cpu_epochs`` (a short run sized to the time available) on a CPU.
+
+    Examples
+    --------
+    >>> resolve_epochs(None, {"kind": "GPU"}, cpu_epochs=6)
+    20
+    >>> resolve_epochs(None, {"kind": "CPU"}, cpu_epochs=6), resolve_epochs(3, cpu_epochs=6)
+    (6, 3)
+    """
+    for value, what in ((cpu_epochs, "cpu_epochs"), (epochs, "epochs")):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    if epochs is not None:
+        return int(epochs)
+    return PAPER_EPOCHS if _kind(accelerator) in ("GPU", "TPU") else int(cpu_epochs)

@@ -1,0 +1,69 @@
+"""Figures, and only figures: they draw what they are given and name its data.
+
+* :mod:`lss.viz.images` -- slices, windows, slice order, flips, localiser points;
+* :mod:`lss.viz.results` -- confusion matrix, training curves, reliability, class shares,
+  the comparison table, the architecture, a run beside the paper;
+* :mod:`lss.viz.saliency` -- a window's slices with Grad-CAM or occlusion laid over them,
+  slice features and LSTM states;
+* :mod:`lss.viz.anatomy` -- a phantom slice with its structures named, labelled slices.
+
+Every public figure is re-exported here (``lss.viz.plot_slice``).
+"""
+
+from lss.viz.anatomy import (
+    plot_axial_anatomy,
+    plot_labelled_examples,
+)
+from lss.viz.images import (
+    AXIAL_ORIENTATION,
+    AXIAL_ORIENTATION_FLIPPED,
+    flip_horizontal,
+    plot_flip,
+    plot_localiser_examples,
+    plot_preprocessing_steps,
+    plot_slice,
+    plot_slice_order,
+    plot_window,
+)
+from lss.viz.results import (
+    plot_architecture,
+    plot_class_distribution,
+    plot_confusion_matrix,
+    plot_experiment_table,
+    plot_history,
+    plot_left_right_x,
+    plot_paper_comparison,
+    plot_reliability,
+)
+from lss.viz.saliency import (
+    plot_montage,
+    plot_saliency,
+    plot_sequence,
+    plot_slices,
+)
+
+__all__ = [
+    "AXIAL_ORIENTATION",
+    "AXIAL_ORIENTATION_FLIPPED",
+    "flip_horizontal",
+    "plot_architecture",
+    "plot_axial_anatomy",
+    "plot_class_distribution",
+    "plot_confusion_matrix",
+    "plot_experiment_table",
+    "plot_flip",
+    "plot_history",
+    "plot_labelled_examples",
+    "plot_left_right_x",
+    "plot_localiser_examples",
+    "plot_montage",
+    "plot_paper_comparison",
+    "plot_preprocessing_steps",
+    "plot_reliability",
+    "plot_saliency",
+    "plot_sequence",
+    "plot_slice",
+    "plot_slice_order",
+    "plot_slices",
+    "plot_window",
+]
