@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make book   - build the Jupyter Book (phantom data by default; DATA=... EPOCHS=... for real data)"
-	@echo "make test   - run all tests, the chapters included"
+	@echo "make test   - ruff, then all tests, the chapters included"
 	@echo "make lint   - ruff on the package, tests and chapters"
 	@echo "make sync   - re-pair book/*.py (jupytext percent) with book/*.ipynb"
 
@@ -49,9 +49,10 @@ book: chapters
 	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpick --keep-going
 	@echo "HTML: $(BUILD)/site/_build/html/index.html"
 
-# Unit tests and the package's doctests first, then every chapter in order (nbmake runs
-# each in book/ on its defaults; the chapters' .py twins are not collected).
-test: env
+# ruff first (style, and the package's size rules), then the unit tests and the
+# package's doctests, then every chapter in order (nbmake runs each in book/ on its
+# defaults; the chapters' .py twins are not collected).
+test: env lint
 	$(PY) -m pytest tests lss book --nbmake --nbmake-timeout=1200 --ignore-glob='book/*.py' $(PYTEST_ARGS)
 
 lint: env
