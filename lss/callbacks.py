@@ -17,8 +17,12 @@ import pandas as pd
 
 from lss.errors import DataError
 
-__all__ = ["Backup", "EpochTimer", "ResumableEarlyStopping", "seed_states", "backup_epoch",
-           "restore_backup"]
+__all__ = ["Backup", "EpochTimer", "ResumableEarlyStopping", "Hold", "seed_states",
+           "backup_epoch", "restore_backup", "HOLD_ENV"]
+
+#: Environment variable of the test hook :class:`Hold`: ``"after-epoch-<k>"`` or
+#: ``"in-epoch-<k>"`` (1-based).
+HOLD_ENV = "LSS_HOLD"
 
 
 def seed_states(model: keras.Model) -> list:
@@ -69,10 +73,19 @@ def backup_epoch(folder: Path) -> int:
 
 
 def restore_backup(model: keras.Model, folder: Path, epoch: int) -> None:
-    """Load the weights, optimizer state and random-number states of backup ``epoch``."""
-    meta = json.loads((folder / f"epoch-{epoch}.json").read_text())
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(str(folder / f"epoch-{epoch}.weights.h5"))
+    """Load the weights, optimizer state and random-number states of backup ``epoch``.
+
+    A damaged backup (cut short by a full disk, say) is a :class:`DataError` naming its
+    file; the run can then be trained again from the start.
+    """
+    meta_path, weights = folder / f"epoch-{epoch}.json", folder / f"epoch-{epoch}.weights.h5"
+    try:
+        meta = json.loads(meta_path.read_text())
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(weights))
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"Backup {meta_path.parent} of epoch {epoch} is damaged ({exc}); "
+                        f"delete {folder} to train again from the start") from exc
     states = seed_states(model)
     if len(states) != len(meta["rng"]):
         raise DataError(f"Backup {folder} does not match this model (RNG states differ)")
@@ -116,3 +129,50 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best = float(losses.min())
             self.best_epoch = int(self.past["epoch"].iloc[int(losses.argmin())])
             self.wait = self.start_epoch - 1 - self.best_epoch
+
+
+class Hold(keras.callbacks.Callback):
+    """A test hook: block the run at a known point until the process is interrupted.
+
+    Tests of interruption and resume must not race the clock: instead of sending a
+    signal after some time (by when a tiny run may have finished), they start
+    ``lss train`` with ``LSS_HOLD=after-epoch-1`` (after that epoch's backup) or
+    ``LSS_HOLD=in-epoch-1`` (after its first batch, before any backup), wait for the
+    file ``<run>/HELD`` and then interrupt or kill the process, which cannot have moved on.
+
+    Parameters
+    ----------
+    spec : str
+        ``"after-epoch-<k>"`` or ``"in-epoch-<k>"`` (k counts from 1).
+    marker : Path
+        The file written once the run holds.
+    """
+
+    def __init__(self, spec: str, marker: Path) -> None:
+        super().__init__()
+        where, _, k = spec.rpartition("-")
+        if where not in ("after-epoch", "in-epoch") or not k.isdigit() or int(k) < 1:
+            raise ValueError(f"{HOLD_ENV} must be 'after-epoch-<k>' or 'in-epoch-<k>', "
+                             f"got {spec!r}")
+        self.where, self.epoch, self.marker = where, int(k) - 1, Path(marker)
+        self._current = -1
+
+    def _hold(self) -> None:
+        self.marker.write_text("held\n")
+        # Until a signal ends the process. Not signal.pause(): the signal may be delivered
+        # to one of the backend's threads, and Python raises KeyboardInterrupt in the main
+        # thread only when it next runs bytecode, which a short sleep gives it.
+        while True:
+            time.sleep(0.05)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.where == "in-epoch" and self._current == self.epoch and batch == 0:
+            self._hold()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.where == "after-epoch" and epoch == self.epoch:
+            self._hold()
+

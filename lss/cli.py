@@ -19,7 +19,7 @@ interrupted training ends with exit code 130 and can be continued with ``--resum
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,9 +37,17 @@ def _add_common(p: argparse.ArgumentParser, *, data_default: str | None = "data/
 
 
 def _config(args: argparse.Namespace):
+    """The run's Config: ``--config`` (or, on ``--resume``, the run's own config.json),
+    else the paper's, with the options given on the command line applied."""
     from lss.config import Config
+    from lss.run import RunDir
 
-    cfg = Config.from_file(args.config) if getattr(args, "config", None) else Config()
+    if getattr(args, "config", None):
+        cfg = Config.from_file(args.config)
+    elif getattr(args, "resume", False) and RunDir(args.run).config_file.is_file():
+        cfg = RunDir(args.run).read_config()
+    else:
+        cfg = Config()
     changes = {k: v for k, v in {
         "condition": getattr(args, "condition", None),
         "level": getattr(args, "level", None),
@@ -64,10 +72,27 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, help="resize slices to this square size")
 
 
+def _add_on_error(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-error", choices=["raise", "report"], default="raise",
+                   help="a series that fails to read: end the command (raise, the default), "
+                   "or leave its study out and list it with its reason (report)")
+
+
+def _print_failed(failed: list[dict], where: str | None = None) -> None:
+    """One line per study left out, then where the list was written: none goes unseen."""
+    for f in failed:
+        print(f"failed: study {f['study_id']} series {f['series_id']}: "
+              f"{str(f['reason']).splitlines()[0]}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} {'study' if len(failed) == 1 else 'studies'} left out because "
+              f"their series failed" + (f"; listed in {where}" if where else ""))
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train the CNN-LSTM and write a run folder")
     _add_common(p)
     _target_options(p)
+    _add_on_error(p)
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -119,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="fill the preprocessing cache")
     _add_common(p)
     _target_options(p)
+    _add_on_error(p)
     _add_train(sub)
 
     p = sub.add_parser("evaluate", help="score a run on its validation split")
@@ -155,9 +181,10 @@ def _prepare(args: argparse.Namespace) -> int:
     cfg = _config(args)
     index = build_index(args.data, cfg.condition, cfg.level)
     stats = TensorCache(args.data, cfg.preprocess, cache_dir=args.cache).prepare(
-        index, workers=args.workers)
+        index, workers=args.workers, on_error=args.on_error)
     print(f"{cfg.target} on {data_label(args.data)}: {stats}")
     _print_excluded(index.attrs)
+    _print_failed(stats.failed)
     return 0
 
 
@@ -187,8 +214,10 @@ def _train(args: argparse.Namespace) -> int:
     if cfg.preprocess.crop_mm is not None:
         return _train_roi(args, cfg)
     result = train(args.data, cfg, args.run, cache_dir=args.cache, workers=args.workers,
-                   resume=args.resume, verbose=0 if args.quiet else 2)
-    _print_excluded(RunDir(args.run).read_manifest())
+                   resume=args.resume, verbose=0 if args.quiet else 2, on_error=args.on_error)
+    run = RunDir(args.run)
+    _print_excluded(run.read_manifest())
+    _print_failed(run.read_manifest().get("failed", []), str(run.errors))
     best = result.history.loc[result.history["val_loss"].idxmin()]
     print(f"Done in {result.seconds:.0f} s: best epoch {int(best['epoch']) + 1}, "
           f"val_loss {best['val_loss']:.4f}, val_accuracy {best['val_accuracy']:.3f}. "
@@ -212,8 +241,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from lss.evaluate import predict
 
-    sub = predict(args.run, args.data, study_dir=args.study, split=args.split)
     out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the path of the CSV file to write")
+    sub = predict(args.run, args.data, study_dir=args.study, split=args.split)
     out.parent.mkdir(parents=True, exist_ok=True)
     sub.to_csv(out, index=False)
     print(f"Wrote {len(sub)} rows to {out}")
@@ -252,8 +283,23 @@ _COMMANDS = {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "predi
              "experiments": _experiments}
 
 
+def _one_line(exc: BaseException) -> str:
+    """``lss: error: <what, which file>``: the first line of the message."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return f"lss: error: {text}".splitlines()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lss`` command; returns the exit code."""
+    """Entry point of the ``lss`` command; returns the exit code.
+
+    Bad input ends with one line, ``lss: error: ...`` naming what and which file, and exit
+    code 2, never a traceback: data and config errors, and every operating-system error
+    (a missing, unreadable or read-only file or folder, a full disk, a file-size limit, a
+    symlink loop). Anything else is a bug of lss: it is reported in one line too, and
+    ``LSS_DEBUG=1`` shows its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     from lss.errors import DataError, WorkerDied
@@ -264,9 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         print("lss: interrupted" + (f"; continue with: lss train --resume --run {args.run}"
                                     if args.command == "train" else ""), file=sys.stderr)
         return 130
-    except (DataError, WorkerDied, FileNotFoundError, FileExistsError, NotADirectoryError,
-            PermissionError, ValueError, json.JSONDecodeError) as exc:
-        print(f"lss: error: {exc}".splitlines()[0], file=sys.stderr)
+    except (DataError, WorkerDied, OSError, ValueError, OverflowError, MemoryError) as exc:
+        print(_one_line(exc), file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 -- no traceback for the user; LSS_DEBUG shows it
+        if os.environ.get("LSS_DEBUG"):
+            raise
+        print(_one_line(RuntimeError(f"unexpected {type(exc).__name__}: {exc} (a bug of lss; "
+                                     f"LSS_DEBUG=1 shows where)")), file=sys.stderr)
         return 2
 
 

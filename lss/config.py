@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,48 @@ BOOK_EPOCHS: int = 6
 BOOK_LEARNING_RATE: float = 1e-3
 
 
+#: The largest integer setting: anything above is a typo, and would overflow int32/int64
+#: arithmetic downstream (array shapes, seeds).
+_MAX_INT = 2**31 - 1
+_SECTION = {"PreprocessConfig": "preprocess", "TrainConfig": "train",
+            "LocaliserConfig": "localiser", "Config": "config"}
+
+
+def _check_value(kind: str, value: Any) -> str | None:
+    """Why ``value`` does not fit the annotation ``kind`` (None when it does)."""
+    if kind.endswith(" | None"):
+        return None if value is None else _check_value(kind[:-7], value)
+    if kind.startswith("tuple["):
+        if not isinstance(value, (tuple, list)):
+            return "a list"
+        inner = kind[6:-1].split(",")[0].strip()
+        return next((f"a list of {inner}s" for v in value if _check_value(inner, v)), None)
+    if kind == "bool":
+        return None if isinstance(value, bool) else "true or false"
+    if kind == "str":
+        return None if isinstance(value, str) else "a string"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "a number" if kind == "float" else "an integer"
+    if kind == "int" and (not isinstance(value, int) or not 0 <= value <= _MAX_INT):
+        return f"an integer from 0 to {_MAX_INT}"
+    if kind == "float" and not math.isfinite(value):
+        return "a finite number"
+    return None
+
+
+def _check_types(obj: Any) -> None:
+    """Refuse a setting of the wrong type (``n_slices: true`` is not 1), naming it."""
+    for f in dataclasses.fields(obj):
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if kind not in ("int", "float", "bool", "str") and not kind.startswith("tuple[") \
+                and not kind.endswith(" | None"):
+            continue  # a nested config: checked by its own class
+        why = _check_value(kind, getattr(obj, f.name))
+        if why:
+            where = _SECTION.get(type(obj).__name__, type(obj).__name__)
+            raise ValueError(f"{where}.{f.name} must be {why}, got {getattr(obj, f.name)!r}")
+
+
 def column_name(condition: str, level: str) -> str:
     """The ``train.csv`` column for a condition and a level.
 
@@ -159,6 +202,7 @@ class PreprocessConfig:
     crop_mm: float | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.n_slices < 1:
             raise ValueError(f"n_slices must be >= 1, got {self.n_slices}")
         if self.image_size < 8:
@@ -203,6 +247,7 @@ class TrainConfig:
     pooling: str = "average"  # "average" (paper) or "flatten": see lss.model.build_cnn_lstm
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -248,6 +293,7 @@ class LocaliserConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.image_size < 16 or self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4 and >= 16, got {self.image_size}")
         if len(self.filters) < 2:
@@ -299,6 +345,9 @@ class Config:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Config:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        for part in ("preprocess", "train", "localiser"):
+            if not isinstance(d.get(part, {}), Mapping):
+                raise ValueError(f"'{part}' must be a mapping of settings, got {d[part]!r}")
         d = dict(d)
         pre = _build(PreprocessConfig, d.pop("preprocess", {}), "preprocess")
         tr = _build(TrainConfig, d.pop("train", {}), "train")
@@ -307,20 +356,36 @@ class Config:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:
-        """Read a config from YAML or JSON (``.yml``, ``.yaml``, ``.json``)."""
+        """Read a config from YAML or JSON (``.yml``, ``.yaml``, ``.json``).
+
+        Every problem is a one-line ``ValueError`` naming the file: a folder, text that is
+        not JSON or YAML (YAML is read with ``safe_load``: no Python tags), a setting
+        that is unknown or of the wrong type.
+        """
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"Config file {path} is a folder")
         if not path.is_file():
             raise FileNotFoundError(f"Config file not found: {path}")
-        text = path.read_text()
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
+        text = path.read_text(errors="replace")
+        try:
+            if path.suffix in (".yml", ".yaml"):
+                import yaml
 
-            d = yaml.safe_load(text) or {}
-        else:
-            d = json.loads(text)
+                d = yaml.safe_load(text) or {}
+            else:
+                d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Config file {path} is not valid JSON: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 -- yaml.YAMLError and its subclasses
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"Config file {path} is not valid YAML: {first}") from None
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     def replace(self, **changes: Any) -> Config:
         """A copy with top-level fields or ``preprocess``/``train`` sub-fields changed.

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lss.config import SEVERITIES
 from lss.data import (
     DataError,
     TensorCache,
@@ -23,7 +24,7 @@ from lss.data import (
     scan_series,
     series_dir,
 )
-from lss.data.dicom import first_file_header
+from lss.data.dicom import first_file_header, list_dicom_files
 from lss.data.loader import WindowDataset
 from lss.run import RunDir, data_source
 
@@ -76,12 +77,9 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir else run.path
     root = run.data_root(root)
     model, config = run.load()
-    split = run.read_split()
     index = build_index(root, config.condition, config.level)
-    merged = index.merge(split[["study_id", "split"]], on="study_id", how="left")
-    if merged["split"].isna().any():
-        extra = merged.loc[merged["split"].isna(), "study_id"].tolist()[:5]
-        raise DataError(f"Studies {extra} of {root} are not in the run's split: different data?")
+    merged = _match_split(run, index, root)
+    merged = merged[~merged["study_id"].isin(run.failed_studies())]  # listed in errors.csv
     val = merged[merged["split"] == "val"].reset_index(drop=True)
     y_train = merged.loc[merged["split"] == "train", "label"].to_numpy()
 
@@ -107,6 +105,36 @@ def evaluate_run(
     run.write_manifest({"status": "evaluated", "metrics": {
         k: report[k] for k in ("model", "majority", "prior", "n_val", "n_train")}})
     return report
+
+
+def _match_split(run: RunDir, index: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """``index`` with the run's split, checked against ``splits.csv``.
+
+    The studies of ``root`` must be exactly those the run was trained and validated on,
+    with the same labels: a validation study missing from ``root`` would be scored
+    silently fewer, an extra study would be scored although never split, and a label
+    changed since training would score the run against another truth.
+    """
+    split = run.read_split()
+    merged = index.merge(split[["study_id", "split", "label"]].rename(
+        columns={"label": "split_label"}), on="study_id", how="left")
+    extra = merged.loc[merged["split"].isna(), "study_id"].tolist()
+    if extra:
+        raise DataError(f"Studies {extra[:5]} of {root} are not in the run's split: "
+                        f"different data?")
+    missing = sorted(set(split["study_id"]) - set(index["study_id"]))
+    if missing:
+        n_val = int(split.loc[split["study_id"].isin(missing), "split"].eq("val").sum())
+        raise DataError(f"{len(missing)} of the run's studies ({n_val} of them validation "
+                        f"studies) are not labelled in {root}: {missing[:5]}; evaluate on the "
+                        f"data the run was trained on")
+    changed = merged[merged["label"].to_numpy() != merged["split_label"].to_numpy()]
+    if len(changed):
+        what = ", ".join(f"{r.study_id} ({SEVERITIES[int(r.split_label)]} -> "
+                         f"{SEVERITIES[int(r.label)]})" for r in changed.head(5).itertuples())
+        raise DataError(f"{len(changed)} label(s) of {root} changed since the run was trained: "
+                        f"{what}")
+    return merged.drop(columns="split_label")
 
 
 def _save_figures(run: RunDir, out_dir: Path, report: dict, label: str) -> None:
@@ -138,7 +166,7 @@ def choose_series(candidates: list[Path]) -> Path:
     if not candidates:
         raise DataError("No Axial T2 series to choose from")
     return max(sorted(candidates, key=lambda p: int(p.name)),
-               key=lambda p: sum(1 for f in p.glob("*.dcm")))
+               key=lambda p: len(list_dicom_files(p)))
 
 
 def _series_description(folder: Path) -> str:

@@ -63,8 +63,10 @@ def _labels_array(y: Any, n_classes: int, what: str = "y_true") -> np.ndarray:
     return arr
 
 
-def _proba_array(proba: Any, n_rows: int, n_classes: int) -> np.ndarray:
-    """Validated float64 copy of probabilities, shape (N, K); rows need not sum to 1."""
+def _proba_array(proba: Any, n_rows: int, n_classes: int, *, allow_zero_rows: bool = False
+                 ) -> np.ndarray:
+    """Validated float64 copy of probabilities, shape (N, K); rows need not sum to 1
+    (nor be non-zero, with ``allow_zero_rows``)."""
     p = np.array(proba, dtype=np.float64)  # a copy
     if p.ndim != 2 or p.shape[1] != n_classes:
         raise ValueError(f"proba must have shape (N, {n_classes}), got {p.shape}")
@@ -75,7 +77,7 @@ def _proba_array(proba: Any, n_rows: int, n_classes: int) -> np.ndarray:
     if (p < 0).any():
         raise ValueError(f"proba contains {int((p < 0).sum())} negative value(s)")
     zero = np.flatnonzero(p.sum(axis=1) == 0)
-    if zero.size:
+    if zero.size and not allow_zero_rows:
         raise ValueError(f"proba rows {zero.tolist()[:10]} sum to 0")
     return p
 
@@ -151,49 +153,60 @@ def rsna_log_loss(
     proba: np.ndarray,
     *,
     weights: Sequence[float] = RSNA_SAMPLE_WEIGHTS,
-    eps: float = 1e-15,
+    eps: float | None = None,
 ) -> float:
-    """The RSNA 2024 competition metric for one target: weighted log loss.
+    """The RSNA 2024 competition's weighted log loss, for one condition group.
 
-    Each row of ``proba`` is divided by its sum (as the competition does), clipped to
-    ``[eps, 1]`` and renormalised; then
+    Computed as the competition's scorer computes it (``sklearn.metrics.log_loss`` as
+    of 2024, called by its ``score`` on the submitted rows; see the scorer published
+    with adamnarai/kaggle-rsna-2024, ``rsna2024/utils/rsna_lumbar_metric.py``): every
+    entry of ``proba`` is clipped to ``[eps, 1 - eps]`` *first* (an entry above 1 is
+    clipped, not scaled), then each row is divided by its sum, so a row of zeros counts
+    as the uniform answer; then
 
     ``loss = sum_i w[y_i] * -log p[i, y_i] / sum_i w[y_i]``
 
-    with sample weights ``w = (1, 2, 4)`` for Normal/Mild, Moderate, Severe, computed
-    with ``sklearn.metrics.log_loss(..., sample_weight=w[y], labels=[0, 1, 2])``. The
-    competition averages this over 25 targets and adds an "any severe spinal" term;
-    for the single target of this project it is just this. ``weights=(1, 1, 1)``
-    gives the ordinary log loss.
+    with sample weights ``w = (1, 2, 4)`` for Normal/Mild, Moderate, Severe.
+    ``weights=(1, 1, 1)`` gives the ordinary log loss.
+
+    This is one term of the competition's score, not the score: the competition pools
+    the rows of all levels (and both sides) into three condition groups (spinal canal,
+    foraminal, subarticular), takes this loss per group, adds an "any severe spinal"
+    term per study and averages the four. For the single target of this project the
+    loss of its rows is this function.
 
     Parameters
     ----------
     y_true : (N,) array of int
         True class indices.
     proba : (N, K) array of float
-        Non-negative scores per class; rows are normalised here.
+        Non-negative scores per class; rows need not sum to 1.
     weights : sequence of float
         Weight of a row of each true class, length K.
-    eps : float
-        Smallest probability; bounds the loss of a confident mistake by ``-log(eps)``.
+    eps : float, optional
+        Clip floor; default the machine epsilon of float64 (what the scorer's
+        ``log_loss(eps="auto")`` uses), which bounds a confident mistake at about 36.
 
     Examples
     --------
     >>> round(rsna_log_loss([0, 1, 2], [[.5, .25, .25]] * 3), 4)  # (1*ln2 + 6*ln4) / 7
     1.2873
+    >>> round(rsna_log_loss([0, 1], [[0, 0, 0], [2, 0, 0]]), 4)  # uniform; a sure mistake
+    24.3953
     """
     k = len(weights)
     y = _labels_array(y_true, k)
-    p = _proba_array(proba, len(y), k)
+    p = _proba_array(proba, len(y), k, allow_zero_rows=True)
     w = np.asarray(weights, dtype=np.float64)
     if not np.isfinite(w).all() or (w <= 0).any():
         raise ValueError(f"weights must be positive and finite, got {tuple(weights)}")
+    eps = float(np.finfo(np.float64).eps) if eps is None else float(eps)
     if not 0 < eps < 1 / k:
         raise ValueError(f"eps must be in (0, 1/{k}), got {eps}")
+    p = np.clip(p, eps, 1 - eps)
     p = p / p.sum(axis=1, keepdims=True)
-    p = np.clip(p, eps, 1.0)
-    p = p / p.sum(axis=1, keepdims=True)
-    return float(skm.log_loss(y, p, sample_weight=w[y], labels=list(range(k))))
+    sw = w[y]
+    return float(np.sum(sw * -np.log(p[np.arange(len(y)), y])) / sw.sum())
 
 
 def majority_baseline(

@@ -13,6 +13,7 @@ study are one volume, ordered along the patient axis, with one grey channel.
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import keras
 from keras import layers
 
 from lss.config import POOLINGS, SEVERITIES
+from lss.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lss.config import Config
@@ -484,7 +486,17 @@ def load_model(path: str | Path, *, custom_objects: dict[str, Any] | None = None
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
     objects = {"lss>SliceAugmentation": SliceAugmentation, **(custom_objects or {})}
-    return keras.models.load_model(path, custom_objects=objects, safe_mode=True)
+    try:
+        return keras.models.load_model(path, custom_objects=objects, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc):
+            raise  # a file that would run code: refused, and said so by Keras
+        # Keras says "File not found" of a file that is there but not a valid archive.
+        raise DataError(f"{what} file {path} is damaged or not a Keras model file "
+                        f"(truncated?)") from exc
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{what} file {path} is damaged or not a Keras model file "
+                        f"(truncated?): {type(exc).__name__}: {exc}") from exc
 
 
 def slice_cnn(model: keras.Model) -> keras.layers.TimeDistributed:

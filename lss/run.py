@@ -137,6 +137,7 @@ class RunDir:
     LOCALISER = "localiser.keras"
     METRICS = "metrics.json"
     PREDICTIONS = "predictions.csv"
+    ERRORS = "errors.csv"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -191,6 +192,23 @@ class RunDir:
     def localiser(self) -> Path:
         """``localiser.keras``: a region-of-interest run's recess localiser."""
         return self.path / self.LOCALISER
+
+    @property
+    def errors(self) -> Path:
+        """``errors.csv``: the studies left out because their series failed to read."""
+        return self.path / self.ERRORS
+
+    def write_errors(self, failed: list[dict[str, Any]]) -> None:
+        """Write ``errors.csv`` (study_id, series_id, reason), or remove it when none failed."""
+        if failed:
+            pd.DataFrame(failed, columns=["study_id", "series_id", "reason"]).to_csv(
+                self.errors, index=False)
+        else:
+            self.errors.unlink(missing_ok=True)
+
+    def failed_studies(self) -> set[int]:
+        """The studies the run left out because their series failed (manifest ``failed``)."""
+        return {int(f["study_id"]) for f in self.read_manifest().get("failed", [])}
 
     def metrics(self, out_dir: str | Path | None = None) -> Path:
         """``metrics.json`` in the run folder, or in ``out_dir`` where an evaluation went."""
@@ -271,7 +289,13 @@ class RunDir:
         """``history.csv``, one row per epoch (an empty frame where none was written)."""
         if not self.history.is_file() or self.history.stat().st_size == 0:
             return pd.DataFrame()
-        h = pd.read_csv(self.history)
+        try:
+            h = pd.read_csv(self.history)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{self.history} is not a readable history ({exc})") from None
+        if "epoch" not in h.columns:
+            raise DataError(f"{self.history} has no header row with an 'epoch' column "
+                            f"(damaged); train the run again with --overwrite")
         return h.drop_duplicates("epoch", keep="last").reset_index(drop=True)
 
     def load_model(self):

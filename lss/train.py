@@ -8,6 +8,8 @@ preprocessed windows from the :class:`~lss.data.TensorCache` through
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +21,15 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lss.callbacks import Backup, EpochTimer, ResumableEarlyStopping, backup_epoch, restore_backup
+from lss.callbacks import (
+    HOLD_ENV,
+    Backup,
+    EpochTimer,
+    Hold,
+    ResumableEarlyStopping,
+    backup_epoch,
+    restore_backup,
+)
 from lss.config import RSNA_SAMPLE_WEIGHTS, Config
 from lss.data import TensorCache, build_index
 from lss.data.loader import WindowDataset
@@ -182,6 +192,26 @@ def _open_run(run: RunDir, *, resume: bool, overwrite: bool) -> None:
     run.path.mkdir(parents=True, exist_ok=True)
 
 
+def _check_resumable(run: RunDir, config: Config) -> None:
+    """Refuse to resume with other settings than the run's: only the epoch budget may
+    change (the saved weights would load into a model of another size, or train on
+    windows of another shape, without a word)."""
+    if not run.config_file.is_file():
+        return
+    old = run.read_config()
+    asked = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                  epochs=old.train.epochs))
+    if asked == old:
+        return
+    a, b = old.to_dict(), asked.to_dict()
+    changed = [f"{part}.{k}: {a[part][k]!r} -> {b[part][k]!r}"
+               for part in ("preprocess", "train", "localiser") for k in a[part]
+               if a[part][k] != b[part][k]]
+    changed += [f"{k}: {a[k]!r} -> {b[k]!r}" for k in ("condition", "level") if a[k] != b[k]]
+    raise DataError(f"Cannot resume {run.path} with other settings ({'; '.join(changed)}); "
+                    f"only the number of epochs may change")
+
+
 def _split(run: RunDir, index: pd.DataFrame, config: Config, *, resume: bool) -> pd.DataFrame:
     """The split by study, checked against the folder's on a resume, and saved."""
     tc = config.train
@@ -196,27 +226,39 @@ def _split(run: RunDir, index: pd.DataFrame, config: Config, *, resume: bool) ->
 
 
 def _inputs(root: str | Path, config: Config, index: pd.DataFrame, split: pd.DataFrame, *,
-            cache_dir, workers, val_centres, loader: dict[str, Any]) -> _Inputs:
-    """Fill the cache for every row; the validation dataset and the training samples."""
+            cache_dir, workers, val_centres, loader: dict[str, Any],
+            on_error: str = "raise") -> _Inputs:
+    """Fill the cache for every row; the validation dataset and the training samples.
+
+    With ``on_error="report"`` a row whose series fails is left out of both datasets and
+    listed, with its reason, in the returned manifest entries (``failed``).
+    """
     tc = config.train
     cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
     centres = _with_val_centres(index, split, val_centres)
-    stats = cache.prepare(index, centres=centres, workers=workers)
-    paths = np.asarray(cache.paths(index, centres), dtype=object)
-    is_train = (split["split"] == "train").to_numpy()
+    stats = cache.prepare(index, centres=centres, workers=workers, on_error=on_error)
+    ok = np.ones(len(index), dtype=bool)
+    ok[[f["row"] for f in stats.failed]] = False
+    paths = np.full(len(index), None, dtype=object)
+    paths[ok] = cache.paths(index[ok], None if centres is None else centres[ok])
+    is_train = (split["split"] == "train").to_numpy() & ok
+    is_val = (split["split"] == "val").to_numpy() & ok
     y = index["label"].to_numpy()
     weights = class_weights(y[is_train], tc.class_weight)
-    val_ds = WindowDataset(paths[~is_train], y[~is_train], batch_size=tc.batch_size, **loader)
+    val_ds = WindowDataset(paths[is_val], y[is_val], batch_size=tc.batch_size, **loader)
     manifest = {
         "n_train": int(is_train.sum()),
-        "n_val": int((~is_train).sum()),
+        "n_val": int(is_val.sum()),
         "class_counts": {
             "train": np.bincount(y[is_train], minlength=3).tolist(),
-            "val": np.bincount(y[~is_train], minlength=3).tolist(),
+            "val": np.bincount(y[is_val], minlength=3).tolist(),
         },
         "excluded": index.attrs.get("excluded", []),
         "cache": {"dir": str(cache.dir), "hits": stats.hits, "computed": stats.written},
     }
+    if stats.failed:
+        manifest["failed"] = [{k: f[k] for k in ("study_id", "series_id", "reason")}
+                              for f in stats.failed]
     return _Inputs(paths[is_train], y[is_train], val_ds, weights, manifest)
 
 
@@ -234,11 +276,11 @@ def _build_model(config: Config, policy: str) -> keras.Model:
 def _history_so_far(run: RunDir, *, resume: bool) -> tuple[int, pd.DataFrame]:
     """The epoch to start at and the history before it; history.csv is cut to match."""
     start_epoch = backup_epoch(run.backup) if resume else 0
-    past = run.read_history() if resume else pd.DataFrame()
+    past = run.read_history() if resume and start_epoch else pd.DataFrame()
     past = past[past["epoch"] < start_epoch] if len(past) else past
-    if resume:
+    if len(past):
         past.to_csv(run.history, index=False)
-    else:
+    else:  # nothing to keep: CSVLogger writes a new file, header first
         run.history.unlink(missing_ok=True)
     return start_epoch, past
 
@@ -254,6 +296,7 @@ def _callbacks(run: RunDir, config: Config, past: pd.DataFrame, start_epoch: int
                                                  save_best_only=True)
     if len(past):  # a resumed run keeps the best model of the epochs before it
         checkpoint.best = float(past["val_loss"].min())
+    hold = [Hold(os.environ[HOLD_ENV], run.path / "HELD")] if os.environ.get(HOLD_ENV) else []
     return [
         EpochTimer(),
         keras.callbacks.CSVLogger(str(run.history), append=True),
@@ -261,6 +304,7 @@ def _callbacks(run: RunDir, config: Config, past: pd.DataFrame, start_epoch: int
         ResumableEarlyStopping(config.train.early_stopping_patience, past, start_epoch),
         Backup(run.backup),
         *extra,
+        *hold,
     ]
 
 
@@ -294,6 +338,7 @@ def train(
     val_centres: np.ndarray | None = None,
     mixed_precision: bool | None = False,
     loader: Mapping[str, Any] | None = None,
+    on_error: str = "raise",
 ) -> TrainResult:
     """Train the paper's CNN-LSTM on one target and write a run folder.
 
@@ -341,6 +386,10 @@ def train(
         that many threads read batches from the cache ahead of the model, in the epoch's
         order, so the run is the same as without. See :func:`lss.device.loader_settings`.
         Default: read in the loop.
+    on_error : {"raise", "report"}
+        ``"report"``: a study whose series fails to read is left out of training and
+        validation, and listed with its reason in the manifest (``failed``) and in
+        ``errors.csv``; ``"raise"`` (default): the first such study ends the run.
 
     Returns
     -------
@@ -354,11 +403,14 @@ def train(
     _open_run(run, resume=resume, overwrite=overwrite)
     t0 = time.perf_counter()
 
+    if resume:
+        _check_resumable(run, config)
     if index is None:
         index = build_index(root, config.condition, config.level)
     split = _split(run, index, config, resume=resume)
     inputs = _inputs(root, config, index, split, cache_dir=cache_dir, workers=workers,
-                     val_centres=val_centres, loader=loader)
+                     val_centres=val_centres, loader=loader, on_error=on_error)
+    run.write_errors(inputs.manifest.get("failed", []))
     run.write_manifest({"kind": "train", "data": data_source(root), "config": config.to_dict(),
                         "seed": config.train.seed, **inputs.manifest, "precision": policy,
                         "loader": loader, "status": "running"})

@@ -41,8 +41,10 @@ TINY_TRAIN = {"batch_size": 4, "cnn_filters": [4], "lstm_units": 4, "dense_units
               "early_stopping_patience": 10}
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    """Until ``path`` exists; fails if ``proc`` ends first (no fixed sleeps)."""
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Until ``path`` exists; fails if ``proc`` ends first. The process holds at a known
+    point (LSS_HOLD) or is a worker that cannot pass it: the deadline only ends a hung
+    test, it is not a guess at how long the work takes."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
@@ -79,27 +81,33 @@ def test_killed_lss_train_resumes_to_the_history_of_an_uninterrupted_run(tmp_pat
     whole = tmp_path / "whole"
     assert main(argv(whole)) == 0
 
+    # The runs are held at a known point (LSS_HOLD, lss.callbacks.Hold) and interrupted
+    # there: nothing depends on how fast this machine is.
     # 1. Ctrl-C after the first epoch's backup: exit 130 and a hint how to go on.
     cut = tmp_path / "cut"
     p = subprocess.Popen([str(LSS), *argv(cut)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    _wait_for(cut / "backup" / "epoch-1.json", p)
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "LSS_HOLD": "after-epoch-1"})
+    _wait_for(cut / "HELD", p)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert f"lss: interrupted; continue with: lss train --resume --run {cut}" in err
     assert "Traceback" not in err
-    done = _backup_epoch(cut)
-    assert 1 <= done < epochs and not (cut / "history.json").exists()
+    assert _backup_epoch(cut) == 1 and not (cut / "history.json").exists()
+    (cut / "HELD").unlink()
 
-    # 2. Resumed, then killed outright (no handler runs) one epoch later.
+    # 2. Resumed, then killed outright (no handler runs) after the next epoch's backup.
     p = subprocess.Popen([str(LSS), *argv(cut, "--resume")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    _wait_for(cut / "backup" / f"epoch-{done + 1}.json", p)
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "LSS_HOLD": "after-epoch-2"})
+    _wait_for(cut / "HELD", p)
     p.kill()
     p.communicate(timeout=60)
     assert p.returncode == -signal.SIGKILL
-    assert not (cut / "history.json").exists()
+    assert _backup_epoch(cut) == 2 and not (cut / "history.json").exists()
+    (cut / "HELD").unlink()
+    done = 1
 
     # 3. Resumed to the end: the same epochs, losses and accuracies, bit for bit.
     assert main(argv(cut, "--resume")) == 0

@@ -63,14 +63,47 @@ def test_rsna_log_loss_by_hand():
     assert rsna_log_loss(y, p, weights=(1, 1, 1)) == pytest.approx(unweighted, rel=1e-12)
 
 
-def test_rsna_log_loss_renormalises_and_clips():
-    # rows are divided by their sum: (2, 1, 1) is (.5, .25, .25)
-    assert rsna_log_loss([0], [[2.0, 1.0, 1.0]]) == pytest.approx(math.log(2))
-    # a confident mistake costs -log(eps), not infinity
-    assert rsna_log_loss([2], [[1.0, 0.0, 0.0]]) == pytest.approx(-math.log(1e-15), rel=1e-6)
+def _scorer_log_loss(y, p, weights=(1.0, 2.0, 4.0)):
+    """The competition scorer's log loss written out independently: sklearn's log_loss of
+    2024 (eps = float64 machine epsilon) clips every entry to [eps, 1 - eps], then
+    divides each row by its sum, then takes the weighted mean of -log p[true]."""
+    eps = np.finfo(np.float64).eps
+    q = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    q = q / q.sum(axis=1, keepdims=True)
+    w = np.asarray(weights)[np.asarray(y)]
+    return float((w * -np.log(q[np.arange(len(y)), y])).sum() / w.sum())
+
+
+def test_rsna_log_loss_clips_then_normalises_as_the_competition_scorer():
+    # entries above 1 are clipped before the row is normalised: (2, 1, 1) is uniform
+    assert rsna_log_loss([0], [[2.0, 1.0, 1.0]]) == pytest.approx(math.log(3))
+    # a row of zeros is the uniform answer, not an error
+    assert rsna_log_loss([1], [[0.0, 0.0, 0.0]]) == pytest.approx(math.log(3))
+    # a confident mistake costs -log(machine epsilon), not infinity
+    eps = np.finfo(np.float64).eps
+    assert rsna_log_loss([2], [[1.0, 0.0, 0.0]]) == pytest.approx(-math.log(eps), rel=1e-6)
     assert rsna_log_loss([2], [[1.0, 0.0, 0.0]], eps=1e-3) == pytest.approx(
-        -math.log(1e-3 / 1.002), rel=1e-9
-    )
+        -math.log(1e-3 / (0.999 + 2e-3)), rel=1e-9)
+    # fixed inputs with unnormalised rows, zero rows and entries above 1
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    p = rng.uniform(0, 3, (40, 3))
+    p[::7] = 0.0
+    p[3] = [5.0, 0.0, 0.0]
+    assert rsna_log_loss(y, p) == pytest.approx(_scorer_log_loss(y, p), rel=1e-12)
+    assert rsna_log_loss(y, p, weights=(1, 1, 1)) == pytest.approx(
+        _scorer_log_loss(y, p, (1, 1, 1)), rel=1e-12)
+
+
+def test_rsna_log_loss_equals_sklearn_on_probabilities():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 50)
+    p = rng.dirichlet([1, 1, 1], 50)
+    w = np.array([1.0, 2.0, 4.0])[y]
+    assert rsna_log_loss(y, p) == pytest.approx(
+        log_loss(y, p, sample_weight=w, labels=[0, 1, 2]), rel=1e-9)
 
 
 def test_inputs_are_not_modified():
@@ -92,7 +125,6 @@ def test_inputs_are_not_modified():
         ([0], [[0.5, 0.5]], r"proba must have shape \(N, 3\), got \(1, 2\)"),
         ([0], [[np.nan, 0.5, 0.5]], "proba contains 1 NaN or infinite value"),
         ([0], [[-0.1, 0.6, 0.5]], "proba contains 1 negative value"),
-        ([0, 1], [[0.0, 0.0, 0.0], [1.0, 0, 0]], r"proba rows \[0\] sum to 0"),
         ([0, 3], [[1.0, 0, 0]] * 2, r"class indices in \[0, 2\], got \[3\]"),
         ([0.0, 1.5], [[1.0, 0, 0]] * 2, "non-integer values"),
         ([np.nan], [[1.0, 0, 0]], "y_true contains 1 NaN"),
@@ -104,6 +136,11 @@ def test_inputs_are_not_modified():
 def test_bad_input_raises(y, p, match):
     with pytest.raises(ValueError, match=match):
         rsna_log_loss(y, p)
+
+
+def test_a_report_refuses_a_row_of_zeros():
+    with pytest.raises(ValueError, match=r"proba rows \[0\] sum to 0"):
+        classification_report([0, 1], [[0.0, 0.0, 0.0], [1.0, 0, 0]])
 
 
 def test_bad_weights_and_eps():

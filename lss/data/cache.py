@@ -39,7 +39,7 @@ from lss.data.tables import series_dir
 from lss.data.window import check_inside, coordinate, level_window
 from lss.errors import DataError, WorkerDied
 
-__all__ = ["TensorCache", "CacheStats", "default_cache_dir"]
+__all__ = ["TensorCache", "CacheStats", "default_cache_dir", "ON_ERROR"]
 
 log = logging.getLogger("lss")
 
@@ -49,19 +49,30 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LSS_CACHE", Path.home() / ".cache" / "lss"))
 
 
+#: What :meth:`TensorCache.prepare` does with a row whose series fails: ``"raise"`` the
+#: first DataError, or ``"report"`` every failure in ``CacheStats.failed`` and go on.
+ON_ERROR: tuple[str, ...] = ("raise", "report")
+
+
 @dataclass
 class CacheStats:
-    """What one :meth:`TensorCache.prepare` call did."""
+    """What one :meth:`TensorCache.prepare` call did.
+
+    ``failed`` (with ``on_error="report"``) lists every row left out: ``row`` (its
+    position in the index), ``study_id``, ``series_id`` and ``reason`` (the DataError).
+    """
 
     entries: int = 0
     hits: int = 0
     written: int = 0
     slices_decoded: int = 0
     seconds: float = 0.0
+    failed: list[dict] = dataclasses.field(default_factory=list)
 
     def __str__(self) -> str:
+        failed = f", {len(self.failed)} failed" if self.failed else ""
         return (f"{self.entries} windows: {self.hits} from cache, {self.written} computed "
-                f"({self.slices_decoded} slices decoded) in {self.seconds:.1f} s")
+                f"({self.slices_decoded} slices decoded){failed} in {self.seconds:.1f} s")
 
 
 def _fingerprint(folder: Path) -> str:
@@ -159,16 +170,40 @@ def _ready() -> None:
     """A worker's first call: it returns once the worker has started (imported lss)."""
 
 
-def _run(todo: list[tuple], workers: int) -> list[int]:
+def _attempt(task: tuple, i: int, failed: dict[int, str] | None) -> int:
+    """``_compute(task)``; with a ``failed`` dict, a DataError is recorded under ``i``."""
+    if failed is None:
+        return _compute(task)
+    try:
+        return _compute(task)
+    except DataError as exc:
+        failed[i] = str(exc)
+        return 0
+
+
+def _collect(future: Future, i: int, failed: dict[int, str] | None) -> int:
+    """A worker's answer; with a ``failed`` dict, its DataError is recorded under ``i``."""
+    if failed is None:
+        return future.result()  # raises the worker's DataError
+    try:
+        return future.result()
+    except DataError as exc:
+        failed[i] = str(exc)
+        return 0
+
+
+def _run(todo: list[tuple], workers: int, failed: dict[int, str] | None = None) -> list[int]:
     """``_compute`` every task, here and in ``workers - 1`` spawned processes.
 
     This process starts on the tasks at once. A spawned worker takes about a second to
     import numpy, pandas and pydicom, so it is fed only once its first call has come
     back, and then kept two tasks ahead; a job that ends before a worker is up never
-    waits for it. Every task is computed exactly once, whoever computes it.
+    waits for it. Every task is computed exactly once, whoever computes it. With
+    ``failed``, a task whose series fails is recorded there (by its position in ``todo``)
+    instead of raising.
     """
     if workers == 1:
-        return [_compute(t) for t in todo]
+        return [_attempt(t, i, failed) for i, t in enumerate(todo)]
     queue = collections.deque(range(len(todo)))
     decoded = [0] * len(todo)
     running: dict[Future, int] = {}
@@ -178,14 +213,15 @@ def _run(todo: list[tuple], workers: int) -> list[int]:
         starting = [pool.submit(_ready) for _ in range(workers - 1)]
         while queue or running:
             for f in [f for f in running if f.done()]:
-                decoded[running.pop(f)] = f.result()  # raises the worker's DataError
+                i = running.pop(f)
+                decoded[i] = _collect(f, i, failed)
             started = sum(f.done() for f in starting)
             while queue and len(running) < 2 * started:
                 i = queue.pop()  # workers take from the end, this process from the front
                 running[pool.submit(_compute, todo[i])] = i
             if queue:
                 i = queue.popleft()
-                decoded[i] = _compute(todo[i])
+                decoded[i] = _attempt(todo[i], i, failed)
             elif running:
                 wait(running, return_when=FIRST_COMPLETED)
     except BrokenProcessPool as exc:
@@ -280,7 +316,10 @@ class TensorCache:
         self.dir = Path(cache_dir or default_cache_dir()) / key
         self._settings = {"preprocess": dataclasses.asdict(config), "root": root_id, "split": split}
 
-    def _requests(self, index: pd.DataFrame, centres: np.ndarray | None) -> list[tuple]:
+    def _requests(self, index: pd.DataFrame, centres: np.ndarray | None,
+                  failed: dict[int, str] | None = None) -> list[tuple | None]:
+        """(folder, instance, centre, entry path) per row; with ``failed``, a row whose
+        instance or coordinate is bad is recorded there (by row) and is None."""
         need = {"study_id", "series_id", "instance_number"}
         if not need <= set(index.columns):
             raise ValueError(f"index lacks column(s) {sorted(need - set(index.columns))}")
@@ -298,8 +337,15 @@ class TensorCache:
             centres, strict=True,
         ):
             where = f"Study {int(study)}, series {int(series)}"
-            instance = _instance(inst, where)
-            centre = coordinate(c, where)
+            try:
+                instance = _instance(inst, where)
+                centre = coordinate(c, where)
+            except DataError as exc:
+                if failed is None:
+                    raise
+                failed[len(out)] = str(exc)
+                out.append(None)
+                continue
             name = f"{int(study)}_{int(series)}_{'mid' if instance is None else instance}"
             if self.config.crop_mm is not None and centre is not None:
                 name += f"_{centre[0]:.1f}_{centre[1]:.1f}"
@@ -309,7 +355,7 @@ class TensorCache:
 
     def paths(self, index: pd.DataFrame, centres: np.ndarray | None = None) -> list[Path]:
         """Entry paths for the rows of ``index``, in order (they may not exist yet)."""
-        return [r[3] for r in self._requests(index, centres)]
+        return [r[3] for r in self._requests(index, centres)]  # type: ignore[index]
 
     @staticmethod
     def read(path: str | Path) -> np.ndarray:
@@ -321,7 +367,7 @@ class TensorCache:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return z["volume"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, MemoryError, zipfile.BadZipFile) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise DataError(f"Unreadable cache entry {path} ({exc}); delete it and run "
@@ -342,8 +388,8 @@ class TensorCache:
             log.info("cache entry %s is stale or incomplete: recomputing", path.name)
         return shape
 
-    def _triage(self, index: pd.DataFrame, centres: np.ndarray | None
-                ) -> tuple[list[tuple], int]:
+    def _triage(self, requests: list[tuple | None], failed: dict[int, str] | None
+                ) -> tuple[list[tuple], list[int], int]:
         """Check every row, then sort them into hits and tasks to compute.
 
         The checks do not depend on what the cache holds, so a warm cache refuses what a
@@ -352,23 +398,36 @@ class TensorCache:
         first header. An instance number needs no check here: an entry is named after it,
         made only once :func:`~lss.data.level_window` found it in the series, and any
         change to the folder since then invalidates the entry.
+
+        Returns the tasks, the row of each task, and the number of hits. With ``failed``,
+        a row that fails its checks is recorded there (by row) instead of raising.
         """
-        todo, hits = [], 0
-        for folder, instance, centre, path in self._requests(index, centres):
-            fp = _fingerprint(folder)
-            shape = self._hit(path, fp)
-            if centre is not None:
-                known = shape or _first_shape(folder)
-                if known:
-                    check_inside(centre, known, folder)
+        todo, rows, hits = [], [], 0
+        for row, request in enumerate(requests):
+            if request is None:
+                continue
+            folder, instance, centre, path = request
+            try:
+                fp = _fingerprint(folder)
+                shape = self._hit(path, fp)
+                if centre is not None:
+                    known = shape or _first_shape(folder)
+                    if known:
+                        check_inside(centre, known, folder)
+            except DataError as exc:
+                if failed is None:
+                    raise
+                failed[row] = str(exc)
+                continue
             if shape is None:
                 todo.append((folder, instance, centre, self.config, path, fp))
+                rows.append(row)
             else:
                 hits += 1
-        return todo, hits
+        return todo, rows, hits
 
     def prepare(self, index: pd.DataFrame, *, centres: np.ndarray | None = None,
-                workers: int | None = None) -> CacheStats:
+                workers: int | None = None, on_error: str = "raise") -> CacheStats:
         """Compute every missing or stale window of ``index``, in parallel.
 
         Parameters
@@ -382,6 +441,10 @@ class TensorCache:
             Processes; ``1`` computes in this process. Default
             :func:`default_workers`: all cores, fewer for a job too small to repay
             starting them.
+        on_error : {"raise", "report"}
+            ``"raise"``: the first failing row ends the call. ``"report"``: every failing
+            row is left out and listed in the returned ``CacheStats.failed`` with its
+            reason (a long run on real data then does not die at its 1,437th study).
 
         Raises
         ------
@@ -396,14 +459,23 @@ class TensorCache:
         text = json.dumps(self._settings, indent=2)
         if not settings.is_file() or settings.read_text() != text:
             settings.write_text(text)  # a hit writes nothing
-        todo, hits = self._triage(index, centres)
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        failed: dict[int, str] | None = {} if on_error == "report" else None
+        todo, rows, hits = self._triage(self._requests(index, centres, failed), failed)
         stats = CacheStats(entries=len(index), hits=hits)
         if todo:
             _remove_stale_temporaries(self.dir)  # a writer's leftovers; never read anyway
         workers = (default_workers(len(todo)) if workers is None
                    else max(1, min(workers, len(todo))))
-        decoded = _run(todo, workers)
-        stats.written = len(todo)
+        task_failed: dict[int, str] | None = None if failed is None else {}
+        decoded = _run(todo, workers, task_failed)
+        if failed is not None:
+            failed.update({rows[i]: reason for i, reason in task_failed.items()})
+            stats.failed = [{"row": r, "study_id": int(index["study_id"].iloc[r]),
+                             "series_id": int(index["series_id"].iloc[r]), "reason": why}
+                            for r, why in sorted(failed.items())]
+        stats.written = len(todo) - len(task_failed or {})
         stats.slices_decoded = int(sum(decoded))
         stats.seconds = time.perf_counter() - t0
         return stats
