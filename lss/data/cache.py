@@ -468,14 +468,14 @@ class TensorCache:
             _remove_stale_temporaries(self.dir)  # a writer's leftovers; never read anyway
         workers = (default_workers(len(todo)) if workers is None
                    else max(1, min(workers, len(todo))))
-        task_failed: dict[int, str] | None = None if failed is None else {}
-        decoded = _run(todo, workers, task_failed)
+        task_failed: dict[int, str] = {}
+        decoded = _run(todo, workers) if failed is None else _run(todo, workers, task_failed)
         if failed is not None:
             failed.update({rows[i]: reason for i, reason in task_failed.items()})
             stats.failed = [{"row": r, "study_id": int(index["study_id"].iloc[r]),
                              "series_id": int(index["series_id"].iloc[r]), "reason": why}
                             for r, why in sorted(failed.items())]
-        stats.written = len(todo) - len(task_failed or {})
+        stats.written = len(todo) - len(task_failed)
         stats.slices_decoded = int(sum(decoded))
         stats.seconds = time.perf_counter() - t0
         return stats
