@@ -56,6 +56,12 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
         time.sleep(0.02)
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it (a shell's background job ignores
+    SIGINT, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _backup_epoch(run: Path) -> int:
     return max((int(p.stem.split("-")[1]) for p in (run / "backup").glob("epoch-*.json")),
                default=0)
@@ -86,11 +92,16 @@ def test_killed_lss_train_resumes_to_the_history_of_an_uninterrupted_run(tmp_pat
     # 1. Ctrl-C after the first epoch's backup: exit 130 and a hint how to go on.
     cut = tmp_path / "cut"
     p = subprocess.Popen([str(LSS), *argv(cut)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
                          env={**os.environ, "LSS_HOLD": "after-epoch-1"})
-    _wait_for(cut / "HELD", p)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    try:
+        _wait_for(cut / "HELD", p)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:  # never leave a held process behind
+            p.kill()
+            p.communicate()
     assert p.returncode == 130, err
     assert f"lss: interrupted; continue with: lss train --resume --run {cut}" in err
     assert "Traceback" not in err
@@ -101,9 +112,11 @@ def test_killed_lss_train_resumes_to_the_history_of_an_uninterrupted_run(tmp_pat
     p = subprocess.Popen([str(LSS), *argv(cut, "--resume")], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
                          env={**os.environ, "LSS_HOLD": "after-epoch-2"})
-    _wait_for(cut / "HELD", p)
-    p.kill()
-    p.communicate(timeout=60)
+    try:
+        _wait_for(cut / "HELD", p)
+    finally:
+        p.kill()
+        p.communicate(timeout=60)
     assert p.returncode == -signal.SIGKILL
     assert _backup_epoch(cut) == 2 and not (cut / "history.json").exists()
     (cut / "HELD").unlink()

@@ -12,8 +12,10 @@ import json
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -45,6 +47,12 @@ def trained(data, tmp_path_factory) -> Path:
     train(data, Config().replace(epochs=2, **TINY), run, cache_dir=run.parent / "cache",
           workers=1, verbose=0)
     return run
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it. A shell that starts a job in the
+    background (``cmd &``) makes it ignore SIGINT, and Python then installs no handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _err(capsys) -> str:
@@ -142,25 +150,24 @@ def test_a_damaged_backup_is_named(data, tmp_path):
 @pytest.mark.skipif(not LSS.is_file(), reason="the lss console script is not installed")
 def test_a_held_run_is_interrupted_at_the_point_it_holds(data, tmp_path):
     """LSS_HOLD blocks the run after epoch 1's backup: SIGINT then finds it there."""
-    import signal
-
     run = tmp_path / "run"
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(Config().replace(epochs=3, **TINY).to_dict()))
     p = subprocess.Popen([str(LSS), "train", "--data", str(data), "--cache",
                           str(tmp_path / "c"), "--workers", "1", "--config", str(cfg),
                           "--run", str(run), "--quiet"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
                          env={**os.environ, "LSS_HOLD": "after-epoch-1"})
     try:
         while not (run / "HELD").exists():
             assert p.poll() is None, p.communicate()[1]
-            os.sched_yield()
-    except BaseException:
-        p.kill()
-        raise
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:  # never leave a held process behind
+            p.kill()
+            p.communicate()
     assert p.returncode == 130 and "Traceback" not in err
     assert (run / "backup" / "epoch-1.json").is_file()
     assert not (run / "backup" / "epoch-2.json").exists()
