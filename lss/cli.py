@@ -1,4 +1,4 @@
-"""The ``lss`` command: prepare, train, evaluate, predict, experiments.
+"""The ``lss`` command: prepare, train, evaluate, predict, experiments, phantom.
 
 Examples
 --------
@@ -11,6 +11,7 @@ Examples
     lss predict     --run runs/cnn_lstm --data data/phantom --out submission.csv
     lss predict     --run runs/cnn_lstm --study data/phantom/test_images/123 --out one.csv
     lss experiments --data data/phantom --out runs/experiments [--row no_flip]
+    lss phantom     --out data/phantom --n-studies 200 --seed 0
 
 Bad paths and bad data end with a one-line ``lss: error: ...`` and exit code 2; an
 interrupted training ends with exit code 130 and can be continued with ``--resume``.
@@ -131,6 +132,27 @@ def _add_experiments(sub) -> None:
     p.add_argument("--localiser-size", type=int, default=LocaliserConfig().image_size)
 
 
+def _add_phantom(sub) -> None:
+    p = sub.add_parser("phantom", help="write the synthetic DICOM phantom (Kaggle layout)")
+    p.add_argument("--out", type=Path, default=Path("data/phantom"), help="output folder")
+    p.add_argument("--n-studies", type=int, default=None,
+                   help="sampled mode: number of labelled studies (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the whole phantom")
+    p.add_argument("--n-test-studies", type=int, default=3,
+                   help="studies in the unlabelled test split")
+    p.add_argument("--tables", type=Path, default=None,
+                   help="folder of the real label tables: render images behind them")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--studies", type=int, default=None,
+                       help="with --tables: number of studies to draw (seeded)")
+    group.add_argument("--study-ids", type=int, nargs="+", default=None,
+                       help="with --tables: these studies")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: CPU count)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing phantom in --out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and documentation)."""
     from lss import __version__
@@ -160,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["test", "train"])
     p.add_argument("--out", default="submission.csv", help="CSV path (default: %(default)s)")
     _add_experiments(sub)
+    _add_phantom(sub)
     return parser
 
 
@@ -279,8 +302,36 @@ def _experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phantom(args: argparse.Namespace) -> int:
+    import time
+
+    from lss.phantom import make_phantom, read_marker
+
+    if args.tables is None and (args.studies is not None or args.study_ids is not None):
+        raise ValueError("--studies and --study-ids need --tables")
+    if args.tables is not None and args.n_studies is not None:
+        raise ValueError("with --tables use --studies or --study-ids, not --n-studies")
+    start = time.perf_counter()
+    out = make_phantom(args.out, n_studies=args.studies if args.tables else args.n_studies,
+                       seed=args.seed, n_test_studies=args.n_test_studies,
+                       tables_dir=args.tables, study_ids=args.study_ids,
+                       workers=args.workers, overwrite=args.overwrite)
+    marker = read_marker(out)
+    print(f"Wrote a {marker['mode']} phantom to {out}: {marker['n_studies']} train studies, "
+          f"{marker['n_test_studies']} test studies, {marker.get('n_files', '?')} DICOM files "
+          f"in {time.perf_counter() - start:.1f} s")
+    for name in ("train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv",
+                 "test_series_descriptions.csv", "sample_submission.csv", "PHANTOM.json"):
+        path = out / name
+        if path.exists():
+            rows = sum(1 for _ in path.open()) - 1 if path.suffix == ".csv" else None
+            print(f"  {name}" + (f" ({rows} rows)" if rows is not None else ""))
+    print("  train_images/<study_id>/<series_id>/<instance_number>.dcm, test_images/...")
+    return 0
+
+
 _COMMANDS = {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "predict": _predict,
-             "experiments": _experiments}
+             "experiments": _experiments, "phantom": _phantom}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from lss.config import SEVERITIES, condition_title
+from lss.data.window import crop_origin
 from lss.model import shape_text, slice_cnn
 
 __all__ = [
@@ -514,7 +515,7 @@ def window_point(window: Any, image_size: int, *, crop_px: tuple[int, int] | Non
         x0, y0 = 0.0, 0.0
     else:
         rows, cols = crop_px
-        x0, y0 = round(x - cols / 2), round(y - rows / 2)
+        x0, y0 = crop_origin((x, y), crop_px)
     return ((x - x0 + 0.5) * image_size / cols - 0.5, (y - y0 + 0.5) * image_size / rows - 0.5)
 
 

@@ -18,8 +18,8 @@ from lss.config import PreprocessConfig
 from lss.data.dicom import SeriesHeader, _read, _scan, decode_slice
 from lss.errors import DataError
 
-__all__ = ["window_indices", "resize_slice", "crop_slice", "scale_unit", "level_window",
-           "Window", "coordinate", "check_inside"]
+__all__ = ["window_indices", "resize_slice", "crop_origin", "crop_slice", "scale_unit",
+           "level_window", "Window", "coordinate", "check_inside"]
 
 
 def window_indices(n_total: int, centre: int, n_slices: int) -> np.ndarray:
@@ -57,6 +57,18 @@ def resize_slice(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(pil.resize((cols, rows), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
+def crop_origin(centre_xy: tuple[float, float], side_px: tuple[int, int]) -> tuple[int, int]:
+    """The source pixel ``(x0, y0)`` at the top left of a crop of ``side_px`` (rows, cols)
+    centred at ``(x, y)``: the one rule :func:`crop_slice` cuts by, and by which a point of
+    the source is found in the crop (:func:`lss.interpret.window_point`).
+
+    >>> crop_origin((10.0, 20.0), (4, 6))
+    (7, 18)
+    """
+    h, w = side_px
+    return int(round(centre_xy[0] - w / 2)), int(round(centre_xy[1] - h / 2))
+
+
 def crop_slice(img: np.ndarray, centre_xy: tuple[float, float], side_px: tuple[int, int]
                ) -> np.ndarray:
     """A (rows, cols) crop of ``side_px`` centred at pixel ``(x, y)``, zero-padded
@@ -66,8 +78,7 @@ def crop_slice(img: np.ndarray, centre_xy: tuple[float, float], side_px: tuple[i
     [[0.0, 0.0], [0.0, 0.0]]
     """
     h, w = side_px
-    x0 = int(round(centre_xy[0] - w / 2))
-    y0 = int(round(centre_xy[1] - h / 2))
+    x0, y0 = crop_origin(centre_xy, side_px)
     out = np.zeros((h, w), dtype=np.float32)
     ys, xs = slice(max(y0, 0), min(y0 + h, img.shape[0])), slice(max(x0, 0),
                                                                min(x0 + w, img.shape[1]))
