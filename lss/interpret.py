@@ -4,17 +4,17 @@
   the sentence the paper reports, e.g. ``"Left subarticular stenosis at L4/L5:
   Moderate (p = 0.62)"``.
 * :func:`grad_cam` is Grad-CAM (Selvaraju et al., 2017) on the last convolution of the
-  per-slice CNN: one gradient pass, under TensorFlow or JAX.
+  per-slice CNN, differentiating the class's logit: one gradient pass, under
+  TensorFlow or JAX.
 * :func:`occlusion_sensitivity` blanks one patch of one slice at a time and records
   how much the class probability falls. It needs only ``model.predict``, so it runs on
   every Keras backend, and it measures what the model actually uses; it costs one
   forward pass per patch.
-* :func:`plot_saliency` lays either map over the slices, with the labelled point;
-  :func:`most_wrong` picks the studies to look at.
-* :func:`architecture_table`, :func:`plot_architecture`, :func:`slice_features` and
-  :func:`lstm_states` show what each stage of the CNN-LSTM receives and passes on.
-* :func:`paper_comparison` and :func:`plot_paper_comparison` put a run beside the
-  paper's reported figures, each labelled with its data.
+* :func:`window_point` finds the labelled point in a model window;
+  :func:`most_wrong` picks the studies to look at (:func:`lss.viz.plot_saliency`
+  draws the maps).
+* :func:`architecture_table`, :func:`slice_features` and :func:`lstm_states` show what
+  each stage of the CNN-LSTM receives and passes on.
 
 Both maps are ``(n_slices, H, W)`` arrays in [0, 1] over the whole volume, so slices
 can be compared with each other: Grad-CAM is divided by its maximum, occlusion is the
@@ -176,8 +176,13 @@ def _scale(m: np.ndarray) -> np.ndarray:
 
 def _split_for_grad_cam(
     model: keras.Model, layer_name: str | None
-) -> tuple[keras.Model | None, list[keras.layers.Layer], list[keras.layers.Layer], keras.Model]:
-    """(prefix up to the per-slice CNN, CNN layers to the target, the rest, head)."""
+) -> tuple[keras.Model | None, list[keras.layers.Layer], list[keras.layers.Layer],
+           Callable[[Any], Any]]:
+    """(prefix up to the per-slice CNN, CNN layers to the target, the rest, class scores).
+
+    The last item maps the per-slice CNN's output ``(1, Z, F)`` to the class scores
+    before the softmax, ``(1, n_classes)`` (:func:`_class_scores`).
+    """
     wrappers = [
         layer
         for layer in model.layers
@@ -206,8 +211,39 @@ def _split_for_grad_cam(
         target = cnn_layers[names.index(layer_name)]
     i = cnn_layers.index(target)
     prefix = None if td.input is model.input else keras.Model(model.input, td.input)
-    head = keras.Model(td.output, model.output)
-    return prefix, cnn_layers[: i + 1], cnn_layers[i + 1 :], head
+    return prefix, cnn_layers[: i + 1], cnn_layers[i + 1 :], _class_scores(model, td)
+
+
+def _class_scores(model: keras.Model, td: keras.layers.Layer) -> Callable[[Any], Any]:
+    """The model after ``td`` up to its class scores: the logits its softmax receives.
+
+    Grad-CAM differentiates the class score before the softmax (Selvaraju et al.,
+    2017): the gradient of a softmax probability ``p_c`` is
+    ``p_c * (dz_c - sum_j p_j dz_j)``, so it also credits features that lower the
+    *other* classes, and it vanishes where ``p_c`` saturates. The model is not
+    modified: the layers between ``td`` and the output ``Dense`` run as a sub-model, and
+    the logit is that ``Dense``'s own ``x @ kernel + bias``.
+
+    Raises ``ValueError`` unless the model ends in a ``Dense`` with softmax activation
+    (as every :func:`lss.model.build_cnn_lstm` model does, with either pooling).
+    """
+    out = model.layers[-1]
+    if not (isinstance(out, keras.layers.Dense) and out.output is model.output
+            and out.activation is keras.activations.softmax):
+        raise ValueError(
+            f"grad_cam needs model '{model.name}' to end in a Dense layer with softmax "
+            f"activation (to read its logits), got '{out.name}' ({type(out).__name__}); "
+            "use occlusion_sensitivity for other models"
+        )
+    body = None if out.input is td.output else keras.Model(td.output, out.input)
+
+    def scores(a: Any) -> Any:
+        x = a if body is None else body(a, training=False)
+        x = keras.ops.cast(x, out.compute_dtype)  # the Dense's own cast (mixed precision)
+        z = keras.ops.matmul(x, keras.ops.cast(out.kernel, out.compute_dtype))
+        return z if out.bias is None else z + keras.ops.cast(out.bias, out.compute_dtype)
+
+    return scores
 
 
 def _gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
@@ -241,8 +277,8 @@ def grad_cam(
     """Grad-CAM per slice on the last convolution of the per-slice CNN.
 
     For slice ``z`` with feature maps ``A[z, :, :, k]`` of the chosen convolution and
-    ``g = d p_c / d A`` (the gradient of the class probability; the model ends in a
-    softmax and is not modified to expose logits),
+    ``g = d z_c / d A``, the gradient of the class score ``z_c`` before the softmax (the
+    logit), as in Selvaraju et al. (2017),
 
     ``alpha[z, k] = mean_{i,j} g[z, i, j, k]``,
     ``cam[z] = relu(sum_k alpha[z, k] * A[z, :, :, k])``,
@@ -257,9 +293,11 @@ def grad_cam(
     Parameters
     ----------
     model : keras.Model
-        A model with a ``TimeDistributed(keras.Sequential)`` slice CNN, as built by
-        :func:`lss.model.build_cnn_lstm`. Layers before it (augmentation) run in
-        inference mode.
+        A model with a ``TimeDistributed(keras.Sequential)`` slice CNN that ends in a
+        ``Dense`` layer with softmax activation, as built by
+        :func:`lss.model.build_cnn_lstm`. Layers before the slice CNN (augmentation)
+        and dropout run in inference mode. The logit is that last layer's
+        ``x @ kernel + bias``, computed beside the model, which is not modified.
     volume : (Z, H, W) or (Z, H, W, 1) array
         One study's level window, shaped like the model's input.
     class_index : int or None
@@ -272,13 +310,23 @@ def grad_cam(
     (Z, H, W) float32 ndarray in [0, 1]
         All zeros when no feature supports the class.
 
+    Raises
+    ------
+    ValueError
+        When the model has no such slice CNN or does not end in a softmax ``Dense``
+        (use :func:`occlusion_sensitivity` then).
+
     Notes
     -----
+    The logit, not the probability: the probability's gradient also credits features
+    that lower the other classes, and it fades where the prediction is confident.
+    Adding a constant to a class's bias changes its probability but not the map.
+
     Gradients are taken with ``tf.GradientTape`` under the TensorFlow backend and
     ``jax.grad`` under JAX; other backends raise ``NotImplementedError``.
     """
     v = _check_volume(model, volume)
-    prefix, front, back, head = _split_for_grad_cam(model, layer_name)
+    prefix, front, back, scores = _split_for_grad_cam(model, layer_name)
     proba = keras.ops.convert_to_numpy(model(v[None], training=False))[0]
     c = _class_index(class_index, proba)
 
@@ -288,13 +336,12 @@ def grad_cam(
         x = layer(x, training=False)
     features = keras.ops.convert_to_numpy(x)  # (Z, h, w, K)
 
-    def class_probability(a: Any) -> Any:
+    def class_score(a: Any) -> Any:
         for layer in back:
             a = layer(a, training=False)
-        a = keras.ops.reshape(a, (1, v.shape[0], -1))
-        return head(a, training=False)[0, c]
+        return scores(keras.ops.reshape(a, (1, v.shape[0], -1)))[0, c]
 
-    grads = _gradient(class_probability, features)
+    grads = _gradient(class_score, features)
     alpha = grads.mean(axis=(1, 2), keepdims=True)  # (Z, 1, 1, K)
     cam = np.maximum((alpha * features).sum(axis=-1), 0.0)  # (Z, h, w)
     cam = keras.ops.image.resize(cam[..., None], v.shape[1:3], interpolation="bilinear")
@@ -381,10 +428,6 @@ def occlusion_sensitivity(
 # ------------------------------------------------------------ the model, stage by stage
 
 
-
-
-
-
 def architecture_table(model: keras.Model) -> pd.DataFrame:
     """The model stage by stage: each layer's output shape and parameters.
 
@@ -437,10 +480,6 @@ def architecture_table(model: keras.Model) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "layer", "type", "output shape", "parameters"])
 
 
-
-
-
-
 def slice_features(model: keras.Model, volume: np.ndarray) -> np.ndarray:
     """What the LSTM receives: one feature vector per slice, ``(Z, F)``.
 
@@ -475,8 +514,6 @@ def lstm_states(model: keras.Model, volume: np.ndarray) -> np.ndarray:
     copy.build((1, *features.shape))
     copy.set_weights(lstm.get_weights())
     return np.asarray(keras.ops.convert_to_numpy(copy(features[None])), np.float32)[0]
-
-
 
 
 # --------------------------------------------------------------------------- slices and maps
@@ -519,12 +556,6 @@ def window_point(window: Any, image_size: int, *, crop_px: tuple[int, int] | Non
     return ((x - x0 + 0.5) * image_size / cols - 0.5, (y - y0 + 0.5) * image_size / rows - 0.5)
 
 
-
-
-
-
-
-
 def most_wrong(predictions: pd.DataFrame, n: int = 4) -> pd.DataFrame:
     """The ``n`` studies whose true grade got the lowest probability.
 
@@ -564,11 +595,3 @@ def most_wrong(predictions: pd.DataFrame, n: int = 4) -> pd.DataFrame:
     df["_wrong"] = proba.argmax(axis=1) != labels
     df = df.sort_values(["_wrong", "p_true"], ascending=[False, True], kind="stable")
     return df.drop(columns="_wrong").head(int(n)).reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- the paper beside a run
-
-
-
-
-

@@ -174,6 +174,66 @@ def test_grad_cam_on_the_cnn_lstm():
         grad_cam(model, volume, layer_name="conv9")
 
 
+def two_class_reader() -> keras.Model:
+    """Class 0's logit is 3 x the mean of slice 0; class 1's is -3 x the mean of slice 2.
+
+    Per slice: identity 1x1 convolution ("conv") -> mean; then a 3-class softmax dense
+    layer. Class 0's logit does not depend on slice 2, but its probability does:
+    brightening slice 2 lowers class 1 and so raises p_0.
+    """
+    cnn = keras.Sequential(
+        [
+            keras.Input((S, S, 1)),
+            keras.layers.Conv2D(1, 1, use_bias=False, name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+        ],
+        name="slice_cnn",
+    )
+    inp = keras.Input((Z, S, S, 1))
+    x = keras.layers.TimeDistributed(cnn, name="slice_features")(inp)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(3, activation="softmax", name="out")(x)
+    model = keras.Model(inp, out)
+    cnn.get_layer("conv").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    kernel = np.zeros((Z, 3), np.float32)
+    kernel[0, 0], kernel[2, 1] = 3.0, -3.0
+    model.get_layer("out").set_weights([kernel, np.array([0.0, 1.0, 0.0], np.float32)])
+    return model
+
+
+def test_grad_cam_differentiates_the_logit_not_the_probability(toy_volume):
+    # d logit_0 / dA is 3 / (S * S) on slice 0 and 0 elsewhere: the map is slice 0's
+    # volume scaled to max 1. The probability's gradient would be positive on slice 2
+    # too (p_0 * p_1 * 3 / (S * S)), lighting a slice class 0's score never reads.
+    cam = grad_cam(two_class_reader(), toy_volume, class_index=0)
+    expected = np.zeros((Z, S, S), np.float32)
+    expected[0] = toy_volume[0] / toy_volume[0].max()
+    np.testing.assert_allclose(cam, expected, atol=1e-5)
+
+
+def test_grad_cam_ignores_a_shift_of_the_bias():
+    # a constant added to a class's bias changes every probability but no logit's
+    # gradient, so the map stays; the probability's gradient would change with it
+    keras.utils.set_random_seed(0)
+    model = build_cnn_lstm(4, 32, filters=(4, 8), dropout=0.5)
+    volume = np.random.default_rng(4).random((4, 32, 32, 1), dtype=np.float32)
+    before = [grad_cam(model, volume, class_index=c) for c in range(3)]
+    assert all(b.max() == 1 for b in before)  # not a vacuous comparison of empty maps
+    layer = model.get_layer("severity")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, bias + np.array([3.0, 0.0, -3.0], np.float32)])
+    for c in range(3):
+        np.testing.assert_allclose(grad_cam(model, volume, class_index=c), before[c],
+                                   atol=1e-5)
+
+
+def test_grad_cam_needs_a_softmax_dense_at_the_end(toy_volume):
+    model = two_class_reader()
+    logits = keras.layers.Dense(3, name="logits")(model.get_layer("out").input)
+    with pytest.raises(ValueError, match="end in a Dense layer with softmax activation"):
+        grad_cam(keras.Model(model.input, logits), toy_volume)
+
+
 def test_grad_cam_needs_a_slice_cnn(toy_volume):
     inp = keras.Input((Z, S, S, 1))
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp)))
