@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lss.config import LOWER_IS_BETTER, PRIMARY_METRIC
+from lss.config import LOWER_IS_BETTER, PRIMARY_METRIC, SEVERITIES
 from lss.metrics import paired_bootstrap, rsna_log_loss, weighted_prior
 from lss.run import RunDir
 
 __all__ = ["reference_rows", "add_differences", "load_table", "best_row", "summarise",
-           "format_table"]
+           "format_table", "describe_answers", "describe_history"]
 
 
 def reference_rows(report: Mapping[str, Any], y_train: np.ndarray, y_val: np.ndarray
@@ -167,3 +167,58 @@ def format_table(table: pd.DataFrame, *, data_label: str) -> str:
         lines.append(f"{r['experiment']:<15}{f(r['accuracy'])}{f(r['balanced_accuracy']):>9}"
                      f"{f(r['macro_f1']):>9}{f(r['rsna_log_loss']):>9}{delta:>31}")
     return "\n".join(lines)
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def describe_answers(proba: Any, *, what: str = "validation studies") -> str:
+    """How a model's answers (the most probable grade) spread over the grades, as a
+    sentence: "answers Normal/Mild for all 40 validation studies", or "answers
+    Normal/Mild for 31, Moderate for 6 and Severe for 3 of the 40 validation studies".
+
+    A chapter prints this beside a model's numbers so that its text says what the model
+    did, whatever it did.
+    """
+    p = np.asarray(proba, dtype=float)
+    if p.ndim != 2 or p.shape[1] != len(SEVERITIES) or not len(p):
+        raise ValueError(f"proba must be (N, {len(SEVERITIES)}) with N > 0, got shape {p.shape}")
+    counts = np.bincount(p.argmax(axis=1), minlength=len(SEVERITIES))
+    n = int(counts.sum())
+    if counts.max() == n:
+        return f"answers {SEVERITIES[int(counts.argmax())]} for all {n} {what}"
+    parts = [f"{SEVERITIES[k]} for {c}" for k, c in enumerate(counts) if c]
+    return f"answers {_join(parts)} of the {n} {what}"
+
+
+def describe_history(history: pd.DataFrame, *, majority: float, prior: float) -> str:
+    """What a run's validation curves say against the two constant references, as a
+    sentence: where its lowest and its last validation loss lie against the class-share
+    loss ``prior``, and whether its validation accuracy ever left the majority share
+    ``majority``.
+
+    ``history`` has the columns of :func:`lss.run.RunDir.read_history` (``epoch`` from
+    0, ``val_loss``, ``val_accuracy``); epochs are reported from 1.
+    """
+    if history.empty:
+        raise ValueError("The history has no epochs")
+    h = history.reset_index(drop=True)
+    best = h.loc[h["val_loss"].idxmin()]
+    last = h.iloc[-1]
+
+    def side(v: float) -> str:
+        return "below" if v < prior else ("above" if v > prior else "equal to")
+
+    loss = (f"its validation loss ends at {last.val_loss:.4f}, {side(last.val_loss)} the "
+            f"class-share loss {prior:.4f} (lowest {best.val_loss:.4f} at epoch "
+            f"{int(best.epoch) + 1}, {side(best.val_loss)} it)")
+    at_majority = np.isclose(h["val_accuracy"], majority, atol=1e-6)
+    if at_majority.all():
+        acc = (f"its validation accuracy equals the majority share ({majority:.3f}) at "
+               f"every one of the {len(h)} epochs")
+    else:
+        above = int((h["val_accuracy"] > majority + 1e-6).sum())
+        acc = (f"its validation accuracy is above the majority share ({majority:.3f}) at "
+               f"{above} of the {len(h)} epochs (highest {h['val_accuracy'].max():.3f})")
+    return f"{loss}; {acc}"

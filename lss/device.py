@@ -18,7 +18,6 @@ machines, which have no TensorFlow) and ``torch``.
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +37,10 @@ _KINDS = ("GPU", "TPU", "CPU")
 
 
 def _cpu_name() -> str:
-    return platform.processor() or platform.machine() or "CPU"
+    """The CPU as a reader needs it beside a timing: its core count. Not the processor
+    string (``platform.processor()``), which names the build machine's platform."""
+    n = os.cpu_count() or 1
+    return f"{n} core{'s' if n > 1 else ''}"
 
 
 def _devices(backend: str) -> tuple[str, list[str], str | None]:

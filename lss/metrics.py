@@ -36,6 +36,7 @@ __all__ = [
     "paired_bootstrap",
     "weighted_prior",
     "real_prior_log_loss",
+    "constant_answers",
 ]
 
 
@@ -537,3 +538,41 @@ def real_prior_log_loss() -> float:
     """
     p = np.asarray(REAL_CLASS_COUNTS, dtype=float) / sum(REAL_CLASS_COUNTS)
     return float(-(p * np.log(p)).sum())
+
+
+def constant_answers(y_train: Sequence[int] | np.ndarray, y_eval: Sequence[int] | np.ndarray,
+                     weights: Sequence[float] = RSNA_SAMPLE_WEIGHTS) -> pd.DataFrame:
+    """The three constant answers a model must beat, scored on ``y_eval``.
+
+    ``prior`` (the training frequencies) is the best constant for the plain log loss;
+    ``weighted_prior`` (:func:`weighted_prior`) is the best constant for the weighted one;
+    ``uniform`` (1/3 each) is neither, yet under the RSNA weights 1/2/4 it can beat the
+    plain prior. Which constant is the bar depends on the metric: this table shows all
+    three, so that no page calls the prior "the best constant" of a metric it is not.
+
+    Returns
+    -------
+    DataFrame
+        Index ``prior``, ``uniform``, ``weighted_prior``; columns ``proba`` (the constant,
+        as a list), ``log_loss`` and ``rsna_log_loss`` on ``y_eval``.
+
+    Examples
+    --------
+    >>> y = [0] * 887 + [1] * 624 + [2] * 461  # the real L4/L5 left subarticular labels
+    >>> t = constant_answers(y, y)
+    >>> t["rsna_log_loss"].round(4).to_dict()
+    {'prior': 1.2126, 'uniform': 1.0986, 'weighted_prior': 1.0547}
+    """
+    k = len(weights)
+    y_tr = _labels_array(y_train, k, "y_train")
+    y_ev = _labels_array(y_eval, k, "y_eval")
+    constants = {"prior": np.bincount(y_tr, minlength=k) / len(y_tr),
+                 "uniform": np.full(k, 1.0 / k),
+                 "weighted_prior": weighted_prior(y_tr, weights)}
+    rows = {}
+    for name, p in constants.items():
+        proba = np.tile(p, (len(y_ev), 1))
+        rows[name] = {"proba": p.round(4).tolist(),
+                      "log_loss": rsna_log_loss(y_ev, proba, weights=(1.0,) * k),
+                      "rsna_log_loss": rsna_log_loss(y_ev, proba, weights=weights)}
+    return pd.DataFrame(rows).T.astype({"log_loss": float, "rsna_log_loss": float})

@@ -300,3 +300,21 @@ def test_plot_class_distribution(close_figures):
         plot_class_distribution(pd.Series(["Severe", None]))
     with pytest.raises(ValueError, match=r"got \['3', 'Mild'\]"):
         plot_class_distribution([0, 3, "Mild"])
+
+
+def test_the_best_constant_depends_on_the_metric():
+    """The prior is the best constant for the log loss, the weighted prior for the RSNA
+    weighted log loss, and uniform beats the prior on the latter for the real labels."""
+    from lss.metrics import constant_answers, rsna_log_loss
+
+    y = np.repeat([0, 1, 2], [887, 624, 461])
+    t = constant_answers(y, y)
+    assert t.loc["prior", "log_loss"] < t.loc["uniform", "log_loss"]
+    assert t.loc["uniform", "rsna_log_loss"] < t.loc["prior", "rsna_log_loss"]
+    best = np.asarray(t.loc["weighted_prior", "proba"])
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # no nearby constant does better on the weighted loss
+        p = np.clip(best + rng.normal(0, 0.02, 3), 1e-3, None)
+        p /= p.sum()
+        assert rsna_log_loss(y, np.tile(p, (len(y), 1))) >= t.loc["weighted_prior",
+                                                                 "rsna_log_loss"] - 1e-4
