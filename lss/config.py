@@ -234,7 +234,7 @@ class TrainConfig:
     batch_size: int = 8
     learning_rate: float = 1e-4
     validation_fraction: float = 0.2
-    seed: int = 42
+    seed: int = 0
     rotation_degrees: float = 10.0
     zoom: float = 0.1
     horizontal_flip: bool = True
@@ -290,7 +290,7 @@ class LocaliserConfig:
     batch_size: int = 16
     learning_rate: float = 2e-3
     shift: float = 0.1
-    seed: int = 42
+    seed: int = 0
 
     def __post_init__(self) -> None:
         _check_types(self)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from lss.config import SEVERITIES, condition_title
-from lss.data.window import crop_origin
+from lss.data.window import source_to_window
 from lss.model import shape_text, slice_cnn
 
 __all__ = [
@@ -546,14 +546,7 @@ def window_point(window: Any, image_size: int, *, crop_px: tuple[int, int] | Non
     """
     if window.centre_xy is None or not np.all(np.isfinite(window.centre_xy)):
         return None
-    x, y = (float(c) for c in window.centre_xy)
-    if crop_px is None:
-        rows, cols = window.source_shape
-        x0, y0 = 0.0, 0.0
-    else:
-        rows, cols = crop_px
-        x0, y0 = crop_origin((x, y), crop_px)
-    return ((x - x0 + 0.5) * image_size / cols - 0.5, (y - y0 + 0.5) * image_size / rows - 0.5)
+    return source_to_window(window.centre_xy, window, image_size, crop_px=crop_px)
 
 
 def most_wrong(predictions: pd.DataFrame, n: int = 4) -> pd.DataFrame:

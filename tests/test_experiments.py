@@ -67,7 +67,7 @@ def test_every_row_has_its_run_folder_manifest_and_the_same_split(ran, data):
         run = out / name
         m = json.loads((run / "manifest.json").read_text())
         assert m["experiment"]["name"] == name and m["data"]["root"] == str(data.resolve())
-        assert m["status"] == "evaluated" and m["seed"] == 42
+        assert m["status"] == "evaluated" and m["seed"] == 0
         assert m["experiment"]["rerun"] == (f"lss train --data {data.resolve()} --config "
                                             f"{(run / 'config.json').resolve()} --run "
                                             f"{run.resolve()}-rerun")
@@ -223,17 +223,24 @@ def test_rows_must_share_one_split(data, tmp_path):
 def test_default_rows_change_one_thing_each():
     rows = default_experiments(epochs=3, learning_rate=1e-3)
     paper = rows[0].config
-    assert [r.name for r in rows] == ["paper", "no_flip", "class_weights", "roi",
-                                      "roi_spatial", "roi_level", "combined"]
+    names = [r.name for r in rows]
+    assert names == ["paper", "no_flip", "class_weights", "paper_level", "more_epochs",
+                     "roi", "roi_spatial", "roi_level", "combined"]
+    by = {r.name: r for r in rows[:-1]}
     assert paper == Config().replace(epochs=3, learning_rate=1e-3)
     assert paper.train.horizontal_flip and paper.train.pooling == "average"
-    for r in rows[1:6]:
+    for r in rows[1:-1]:
         assert r.config == paper.replace(**r.changes)
-        assert r.config.train.epochs == 3 and r.config.train.seed == paper.train.seed
+        assert r.config.train.seed == paper.train.seed
         assert r.config.train.learning_rate == 1e-3
-    assert [r.roi for r in rows[:6]] == [False, False, False, True, True, True]
-    # rows 5 and 6 each add one change to the row above them
-    roi, spatial, level = (dict(r.changes) for r in rows[3:6])
+        assert r.config.train.epochs == (6 if r.name == "more_epochs" else 3)
+    assert [r.roi for r in rows[:-1]] == [False] * 5 + [True] * 3
+    # the level window is tested on whole slices and on the crop alike
+    assert dict(by["paper_level"].changes) == {"n_slices": 3}
+    assert by["paper_level"].config.preprocess.crop_mm is None
+    assert dict(by["more_epochs"].changes) == {"epochs": 6}
+    # roi_spatial and roi_level each add one change to the row above them
+    roi, spatial, level = (dict(by[n].changes) for n in ("roi", "roi_spatial", "roi_level"))
     assert {k: v for k, v in spatial.items() if k not in roi} == {"pooling": "flatten"}
     assert {k: v for k, v in level.items() if k not in spatial} == {"n_slices": 3}
     assert default_experiments()[0].config.train.learning_rate == 1e-4  # the paper's
@@ -348,3 +355,27 @@ def test_roi_row_trains_on_a_study_without_a_coordinate_row(data, tmp_path):
     assert manifest["n_train"] == int((split.split == "train").sum())  # nobody dropped
     probe = linear_probe(tmp_path / "out" / "roi", root, cache_dir=tmp_path / "c", workers=1)
     assert probe["centres"] == "localiser"
+
+
+def test_saliency_audit_scores_every_validation_study_of_whole_slice_and_crop_runs(ran, data):
+    from lss.attribution import saliency_audit, summarise_audit
+
+    _, out = ran
+    for name in ("paper", "roi"):
+        run = RunDir(out / name)
+        n_val = int((run.read_split().split == "val").sum())
+        audit = saliency_audit(out / name, data, cache_dir=out.parent / "cache",
+                               occlusion_patch=4)
+        assert len(audit) == n_val  # nothing dropped: a missed crop is a row, 'outside'
+        inside = audit[~audit.outside.astype(bool)]
+        assert len(inside) > 0
+        for col in ("grad_cam_share", "occlusion_share"):
+            shares = inside[col].dropna()
+            assert ((shares >= 0) & (shares <= 1 + 1e-9)).all()
+        assert ((inside.uniform_share > 0) & (inside.uniform_share <= 1)).all()
+        summary = summarise_audit(audit)
+        assert summary["n"] + summary["n_outside"] == n_val
+        assert np.isclose(summary["grad_cam_ratio"],
+                          summary["grad_cam_share"] / summary["uniform_share"])
+    with pytest.raises(ValueError, match="methods must be"):
+        saliency_audit(out / "paper", data, methods=("lime",))

@@ -29,7 +29,7 @@ LAYERS = {
     "run": 2, "device": 2, "callbacks": 2, "metrics": 2, "viz": 2, "saliency_check": 2,
     "localiser": 3, "train": 3, "interpret": 3,
     "evaluate": 4, "baselines": 4, "paper": 4,
-    "experiments": 5, "comparison": 4,
+    "experiments": 5, "comparison": 4, "attribution": 4,
     "cli": 6,
 }
 TRAINING = {"train", "callbacks", "device", "experiments", "evaluate", "localiser", "baselines"}

@@ -103,7 +103,7 @@ def test_two_epoch_run_writes_its_folder_and_changes_weights(tiny_data, tmp_path
                                                          strict=True)]
     assert any(changed)
     m = json.loads((run / "manifest.json").read_text())
-    assert m["status"] == "trained" and m["seed"] == 42
+    assert m["status"] == "trained" and m["seed"] == 0
     assert m["data"]["kind"] == "rsna" and m["data"]["root"] == str(tiny_data.resolve())
     assert m["config"]["train"]["epochs"] == 2
     assert m["n_train"] + m["n_val"] == 24

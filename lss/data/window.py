@@ -18,8 +18,9 @@ from lss.config import PreprocessConfig
 from lss.data.dicom import SeriesHeader, _read, _scan, decode_slice
 from lss.errors import DataError
 
-__all__ = ["window_indices", "resize_slice", "crop_origin", "crop_slice", "scale_unit",
-           "level_window", "Window", "coordinate", "check_inside"]
+__all__ = ["window_indices", "resize_slice", "crop_origin", "crop_pixels", "crop_slice",
+           "source_to_window", "scale_unit", "level_window", "Window", "coordinate",
+           "check_inside"]
 
 
 def window_indices(n_total: int, centre: int, n_slices: int) -> np.ndarray:
@@ -67,6 +68,38 @@ def crop_origin(centre_xy: tuple[float, float], side_px: tuple[int, int]) -> tup
     """
     h, w = side_px
     return int(round(centre_xy[0] - w / 2)), int(round(centre_xy[1] - h / 2))
+
+
+def crop_pixels(crop_mm: float, pixel_spacing: tuple[float, float]) -> tuple[int, int]:
+    """The (rows, cols) in source pixels of a ``crop_mm`` square at ``pixel_spacing``
+    (row, col mm): the one rule :func:`level_window` crops by.
+
+    >>> crop_pixels(40.0, (0.8, 0.5))
+    (50, 80)
+    """
+    return tuple(max(1, int(round(crop_mm / s))) for s in pixel_spacing)  # type: ignore[return-value]
+
+
+def source_to_window(point_xy: tuple[float, float], window: Window, image_size: int, *,
+                     crop_px: tuple[int, int] | None = None) -> tuple[float, float]:
+    """Where a point ``(x, y)`` of the source slice lies in a window's pixels.
+
+    The window is the whole slice resized to ``image_size`` (``crop_px`` None), or the
+    ``crop_px`` crop centred at ``window.centre_xy`` resized to it. Pixel centres sit
+    at integers before and after.
+
+    >>> w = Window(None, None, None, (100.0, 100.0), (512, 512))
+    >>> source_to_window((100.0, 100.0), w, 64, crop_px=(64, 64))  # crop from (68, 68)
+    (32.0, 32.0)
+    """
+    x, y = (float(c) for c in point_xy)
+    if crop_px is None:
+        rows, cols = window.source_shape
+        x0, y0 = 0.0, 0.0
+    else:
+        rows, cols = crop_px
+        x0, y0 = crop_origin(window.centre_xy, crop_px)
+    return ((x - x0 + 0.5) * image_size / cols - 0.5, (y - y0 + 0.5) * image_size / rows - 0.5)
 
 
 def crop_slice(img: np.ndarray, centre_xy: tuple[float, float], side_px: tuple[int, int]
@@ -202,7 +235,7 @@ def level_window(
                 f"A crop of {config.crop_mm} mm needs a centre (x, y) for series "
                 f"{header.series_dir}"
             )
-        crop_px = tuple(max(1, int(round(config.crop_mm / s))) for s in header.pixel_spacing)
+        crop_px = crop_pixels(config.crop_mm, header.pixel_spacing)
     decoded: dict[int, np.ndarray] = {}
     for i in np.unique(idx):
         path = header.paths[i]
