@@ -7,9 +7,14 @@
   slice features and LSTM states;
 * :mod:`lss.viz.anatomy` -- a phantom slice with its structures named, labelled slices.
 
-Every public figure is re-exported here (``lss.viz.plot_slice``).
+Every public figure is re-exported here (``lss.viz.plot_slice``), with the page rules of
+:mod:`lss.viz._style`: :func:`page_subplots` makes a figure that fits the book's column
+(constrained layout, at least 150 dpi) and :func:`rendered_min_font_pt` says how large its
+smallest text reads there. Importing :mod:`lss.viz` raises matplotlib's ``figure.dpi``
+and ``savefig.dpi`` to 150 (:func:`lss.viz._style.apply_page_style`).
 """
 
+from lss.viz._style import apply_page_style, page_subplots, rendered_min_font_pt
 from lss.viz.anatomy import (
     plot_axial_anatomy,
     plot_labelled_examples,
@@ -66,4 +71,8 @@ __all__ = [
     "plot_slice_order",
     "plot_slices",
     "plot_window",
+    "page_subplots",
+    "rendered_min_font_pt",
 ]
+
+apply_page_style()

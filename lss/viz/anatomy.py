@@ -16,17 +16,20 @@ from lss.config import (
     SEVERITIES,
 )
 from lss.phantom.landmarks import LabelledSlice
-from lss.viz._style import data_title, display_range
+from lss.viz._style import (
+    FIGURE_WIDTH_IN,
+    SMALL_PT,
+    TITLE_PT,
+    data_title,
+    display_range,
+    page_subplots,
+)
 from lss.viz.images import plot_slice
 
 __all__ = [
     "plot_axial_anatomy",
     "plot_labelled_examples",
 ]
-
-
-
-
 
 
 _WHOLE = ("intervertebral disc", "thecal sac (CSF)", "psoas", "multifidus", "erector spinae",
@@ -40,7 +43,8 @@ _ZOOM = ("intervertebral disc", "thecal sac (CSF)", "nerve rootlets", "left suba
 
 def _annotate(ax: Axes, landmarks: Mapping[str, tuple[float, float]], names: Sequence[str],
               box: tuple[float, float, float, float]) -> None:
-    """Label ``names`` with arrows from text stacked along the box's left and right edges.
+    """Label ``names`` with arrows from text stacked beside the panel, left and right of
+    the image (so that no label covers the tissue it or another one names).
 
     ``box`` is (x left, x right, y top, y bottom) in pixels.
     """
@@ -67,11 +71,11 @@ def _annotate(ax: Axes, landmarks: Mapping[str, tuple[float, float]], names: Seq
         n = len(members)
         for i, name in enumerate(members):
             ty = top + (bottom - top) * (i + 1) / (n + 1)
-            tx = x0 + 0.03 * (x1 - x0) if side == "left" else x1 - 0.03 * (x1 - x0)
             ax.annotate(
                 name.replace(" subarticular", "\nsubarticular"),
-                xy=landmarks[name], xytext=(tx, ty), textcoords="data",
-                ha="left" if side == "left" else "right", va="center", fontsize=7.5,
+                xy=landmarks[name], xytext=(-0.03 if side == "left" else 1.03, ty),
+                textcoords=("axes fraction", "data"),
+                ha="right" if side == "left" else "left", va="center", fontsize=SMALL_PT,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
                 arrowprops={"arrowstyle": "->", "color": "tab:orange", "lw": 1.2,
                             "shrinkA": 2, "shrinkB": 1},
@@ -85,7 +89,8 @@ def plot_axial_anatomy(
     axes: Sequence[Axes] | np.ndarray | None = None,
     data_label: str | None = None,
 ) -> np.ndarray:
-    """An axial slice with its structures named: the whole slice and a zoom on the canal.
+    """An axial slice with its structures named: the whole slice above a zoom on the canal,
+    the names beside each image.
 
     Parameters
     ----------
@@ -94,6 +99,7 @@ def plot_axial_anatomy(
     zoom_mm : float
         Half-width of the zoomed panel around the thecal sac, mm.
     axes : two matplotlib Axes or None
+        The names are written beside each image, outside it: leave room left and right.
     data_label : str or None
         Added to the titles.
 
@@ -102,7 +108,7 @@ def plot_axial_anatomy(
     (2,) ndarray of Axes
     """
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 5.6))
+        _, axes = page_subplots(2, 1, height=8.2)
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != 2:
         raise ValueError(f"axes must be two Axes, got {axes.size}")
@@ -112,6 +118,7 @@ def plot_axial_anatomy(
     whole, zoom = axes
     plot_slice(img, ax=whole, orientation="axial", vmin=lo, vmax=hi,
                title=data_title(f"Axial T2 at {labelled.level}: the whole slice", data_label))
+    whole.title.set_fontsize(TITLE_PT)
     _annotate(whole, marks, _WHOLE, (0, w - 1, 0, h - 1))
     cx, cy = marks["thecal sac (CSF)"]
     r = zoom_mm / labelled.pixel_spacing
@@ -119,6 +126,7 @@ def plot_axial_anatomy(
     plot_slice(img, ax=zoom, orientation="axial", vmin=lo, vmax=hi,
                title=data_title(f"Zoom on the spinal canal ({2 * zoom_mm:.0f} mm wide)",
                                 data_label))
+    zoom.title.set_fontsize(TITLE_PT)
     zoom.set_xlim(box[0], box[1])
     zoom.set_ylim(box[3], box[2])  # rows run down
     _annotate(zoom, marks, _ZOOM, box)
@@ -163,7 +171,9 @@ def plot_labelled_examples(
     if len(slices) != k:
         raise ValueError(f"{len(slices)} slices for {k} rows")
     if axes is None:
-        _, axes = plt.subplots(2, k, figsize=(3.3 * k, 7.2), squeeze=False)
+        width = min(FIGURE_WIDTH_IN, 2.45 * k)
+        _, axes = page_subplots(2, k, width=width, height=2 * (width / k + 0.45) + 0.4,
+                                squeeze=False)
     axes = np.asarray(axes, dtype=object).reshape(2, k)
     for j, (row, (img, point, header)) in enumerate(
             zip(rows.itertuples(index=False), slices, strict=True)):
@@ -173,10 +183,10 @@ def plot_labelled_examples(
                          f"{img.shape[0]}x{img.shape[1]} px")
         if np.all(np.isfinite(point)):
             plot_slice(img, point=point, ax=axes[1, j], zoom=zoom_mm / header.pixel_spacing[1],
-                       title=f"{2 * zoom_mm:.0f} mm around (x, y) = "
+                       title=f"{2 * zoom_mm:.0f} mm around\n(x, y) = "
                              f"({point[0]:.0f}, {point[1]:.0f})")
         else:
             axes[1, j].axis("off")
     if data_label:
-        axes[0, 0].figure.suptitle(data_label, fontsize=9)
+        axes[0, 0].figure.suptitle(data_label, fontsize=TITLE_PT)
     return axes

@@ -8,6 +8,7 @@ a figure cut out of a chapter still says which data it shows.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,14 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
 from lss.data.survey import slice_order_table
-from lss.viz._style import data_title, display_range
+from lss.viz._style import (
+    FIGURE_WIDTH_IN,
+    SMALL_PT,
+    TITLE_PT,
+    data_title,
+    display_range,
+    page_subplots,
+)
 
 __all__ = [
     "AXIAL_ORIENTATION",
@@ -39,6 +47,10 @@ AXIAL_ORIENTATION: dict[str, str] = {"left": "R", "right": "L", "top": "A", "bot
 
 #: The same slice after a horizontal flip: the patient's left is now on the image's left.
 AXIAL_ORIENTATION_FLIPPED: dict[str, str] = {"left": "L", "right": "R", "top": "A", "bottom": "P"}
+
+
+#: Slices per row of a window's montage: eight slices are drawn as 2 rows x 4 columns.
+WINDOW_COLUMNS = 4
 
 
 def _orientation_letters(ax: Axes, orientation: Mapping[str, str] | str | None) -> None:
@@ -111,7 +123,7 @@ def plot_slice(
     if img.ndim != 2:
         raise ValueError(f"img must be a 2-D slice, got shape {img.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
+        _, ax = page_subplots(width=4, height=4)
     lo, hi = display_range(img, vmin, vmax)
     ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     if point is not None and np.all(np.isfinite(point)):
@@ -131,8 +143,14 @@ def plot_slice(
     ax.set_xticks([])
     ax.set_yticks([])
     if title or data_label:
-        ax.set_title(data_title(title or "", data_label), fontsize=9)
+        ax.set_title(data_title(title or "", data_label), fontsize=SMALL_PT)
     return ax
+
+
+def _wrap(text: str, width: int = 44) -> str:
+    """Break a panel title into lines of at most ``width`` characters (about half the
+    page at 9 pt), so that two panels' titles do not run into each other."""
+    return textwrap.fill(text, width, break_long_words=False)
 
 
 def flip_horizontal(
@@ -202,7 +220,7 @@ def plot_flip(
     (2,) ndarray of Axes
     """
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(8, 4.4))
+        _, axes = page_subplots(1, 2, height=4.5)
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != 2:
         raise ValueError(f"axes must be two Axes, got {axes.size}")
@@ -211,15 +229,16 @@ def plot_flip(
     side = "right" if point[0] > (w - 1) / 2 else "left"
     centre = ((w - 1) / 2, float(point[1]))
     plot_slice(img, point=point, ax=axes[0], orientation="axial", zoom=zoom, centre=centre,
-               title=f"As stored: label '{label}'\npoint at x = {point[0]:.0f} (image {side})")
+               title=_wrap(f"As stored: label '{label}'")
+               + f"\npoint at x = {point[0]:.0f} (image {side})")
     other = "left" if side == "right" else "right"
     plot_slice(flipped, point=fpoint, ax=axes[1], orientation="axial-flipped", zoom=zoom,
-               centre=centre, title=f"Flipped: label still '{label}'\npoint at x = "
-                                    f"{fpoint[0]:.0f} (image {other})")
+               centre=centre, title=_wrap(f"Flipped: label still '{label}'")
+               + f"\npoint at x = {fpoint[0]:.0f} (image {other})")
     for ax in axes:
         ax.axvline((w - 1) / 2, color="tab:cyan", linestyle="--", linewidth=0.8)
     if data_label:
-        axes[0].figure.suptitle(data_label, fontsize=9)
+        axes[0].figure.suptitle(data_label, fontsize=TITLE_PT)
     return axes
 
 
@@ -257,7 +276,8 @@ def plot_window(
     point : (x, y) or None
         Drawn on the labelled slice, in the pixels of ``volume``.
     ncols : int or None
-        Panels per row; default all in one row up to 8.
+        Panels per row; default 4 (up to four slices in one row, eight in a 2 x 4 grid),
+        so that each panel is about 1.8 in wide at page width.
     axes : N matplotlib Axes or None
     title, data_label : str or None
         The figure title; the data label is added under it.
@@ -280,10 +300,11 @@ def plot_window(
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries for {n} slices")
     if axes is None:
-        ncols = ncols or min(n, 8)
+        ncols = ncols or min(n, WINDOW_COLUMNS)
         nrows = -(-n // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(2.0 * ncols, 2.6 * nrows + 0.6),
-                                 squeeze=False)
+        width = min(FIGURE_WIDTH_IN, 1.8 * ncols + 0.1)
+        _, axes = page_subplots(nrows, ncols, width=width,
+                                height=(width / ncols + 0.45) * nrows + 0.5, squeeze=False)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
     axes = np.asarray(axes, dtype=object).ravel()[:n]
@@ -292,21 +313,22 @@ def plot_window(
     lo, hi = display_range(volume, vmin, vmax)
     for k, ax in enumerate(axes):
         plot_slice(volume[k], point=point if k == centre else None, ax=ax, vmin=lo, vmax=hi)
-        parts = [f"{k}"]
+        first, second = f"{k}", []
         if indices is not None:
             repeat = k > 0 and indices[k] == indices[k - 1]
-            parts.append(f"idx {int(indices[k])}" + (" repeat" if repeat else ""))
+            first += f": idx {int(indices[k])}" + (" (repeat)" if repeat else "")
         if instance_numbers is not None:
-            parts.append(f"inst {int(instance_numbers[k])}")
+            second.append(f"inst {int(instance_numbers[k])}")
         if positions is not None:
-            parts.append(f"{float(positions[k]) - float(positions[centre]):+.0f} mm")
-        ax.set_title("\n".join(parts), fontsize=7)
+            second.append(f"{float(positions[k]) - float(positions[centre]):+.0f} mm")
+        ax.set_title("\n".join([first, ", ".join(second)] if second else [first]),
+                     fontsize=SMALL_PT)
         if k == centre:
             for spine in ax.spines.values():
                 spine.set_edgecolor("tab:red")
                 spine.set_linewidth(2.5)
     if title or data_label:
-        axes[0].figure.suptitle(data_title(title or "", data_label), fontsize=9)
+        axes[0].figure.suptitle(data_title(title or "", data_label), fontsize=TITLE_PT)
     return axes
 
 
@@ -337,8 +359,11 @@ def plot_preprocessing_steps(
         raise ValueError("steps is empty")
     k = len(steps)
     if axes is None:
-        _, axes = plt.subplots(2, k, figsize=(3.2 * k, 6), squeeze=False,
-                               gridspec_kw={"height_ratios": [3, 2]})
+        # "tight": the chapters call plt.tight_layout() after this figure
+        width = min(FIGURE_WIDTH_IN, 2.45 * k)
+        _, axes = page_subplots(2, k, width=width, height=width / k * 1.7 + 0.9,
+                                squeeze=False, layout="tight",
+                                gridspec_kw={"height_ratios": [3, 2]})
     axes = np.asarray(axes, dtype=object).reshape(2, k)
     for j, (name, img) in enumerate(steps.items()):
         img = np.asarray(img, dtype=float)
@@ -346,10 +371,10 @@ def plot_preprocessing_steps(
         axes[1, j].hist(img.ravel(), bins=bins, color="tab:blue")
         axes[1, j].set_yscale("log")
         axes[1, j].set_xlabel("intensity")
-        axes[1, j].set_title(f"range {img.min():.3g} .. {img.max():.3g}", fontsize=8)
+        axes[1, j].set_title(f"range {img.min():.3g} .. {img.max():.3g}", fontsize=SMALL_PT)
     axes[1, 0].set_ylabel("pixels (log scale)")
     if data_label:
-        axes[0, 0].figure.suptitle(data_label, fontsize=9)
+        axes[0, 0].figure.suptitle(data_label, fontsize=TITLE_PT)
     return axes
 
 
@@ -381,22 +406,23 @@ def plot_slice_order(
     """
     df = slice_order_table(header)
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        # "tight": the chapter calls plt.tight_layout() after this figure
+        _, axes = page_subplots(1, 2, height=4.4, layout="tight")
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != 2:
         raise ValueError(f"axes must be two Axes, got {axes.size}")
     a, b = axes
     a.plot(df.instance_number, df.position_mm, "o", markersize=4)
     a.set_xlabel("InstanceNumber")
-    a.set_ylabel("position along the slice normal (mm)")
-    a.set_title(data_title("Position against InstanceNumber", data_label), fontsize=9)
+    a.set_ylabel("position along the\nslice normal (mm)")
+    a.set_title(data_title("Position against InstanceNumber", data_label), fontsize=SMALL_PT)
     b.plot(df.spatial_rank, df.spatial_rank, "-", color="grey", label="spatial order")
     b.plot(df.spatial_rank, df.instance_rank, "o", markersize=4, label="sorted by InstanceNumber")
     b.plot(df.spatial_rank, df.name_rank, "x", markersize=5, label="sorted by file name")
     b.set_xlabel("rank in space (0 = lowest position)")
     b.set_ylabel("rank under the other ordering")
-    b.set_title(data_title("Three orderings of the same files", data_label), fontsize=9)
-    b.legend(fontsize=7)
+    b.set_title(data_title("Three orderings of the same files", data_label), fontsize=SMALL_PT)
+    b.legend(fontsize=SMALL_PT, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # under
     if labelled_instance is not None:
         hit = df[df.instance_number == int(labelled_instance)]
         if hit.empty:
@@ -404,7 +430,7 @@ def plot_slice_order(
         r = hit.iloc[0]
         a.plot([r.instance_number], [r.position_mm], "*", color="tab:red", markersize=12,
                label=f"labelled instance {int(labelled_instance)}")
-        a.legend(fontsize=7)
+        a.legend(fontsize=SMALL_PT)
         b.plot([r.spatial_rank], [r.spatial_rank], "*", color="tab:red", markersize=12)
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -422,15 +448,28 @@ def plot_localiser_examples(examples: Sequence[Mapping[str, Any]], *, data_label
         most, each titled with its error in mm.
     crop_mm : float or None
         Also draw the square the ROI model would see around the prediction.
+    axes : sequence of Axes or None
+        One per example; default a new figure, four panels per row.
 
     Returns
     -------
-    ndarray of matplotlib Axes
+    ndarray of matplotlib Axes, one per example
     """
     from matplotlib.patches import Rectangle
 
-    if axes is None:
-        _, axes = plt.subplots(1, len(examples), figsize=(3 * len(examples), 3.3))
+    n = len(examples)
+    if n == 0:
+        raise ValueError("examples is empty")
+    own = axes is None
+    if own:
+        ncols = min(n, WINDOW_COLUMNS)
+        nrows = -(-n // ncols)
+        width = min(FIGURE_WIDTH_IN, 1.8 * ncols + 0.1)
+        _, grid = page_subplots(nrows, ncols, width=width,
+                                height=(width / ncols + 0.3) * nrows + 0.8, squeeze=False)
+        for ax in grid.ravel()[n:]:
+            ax.axis("off")
+        axes = grid.ravel()[:n]
     axes = np.atleast_1d(axes)
     for ax, r in zip(axes, examples, strict=False):
         img = r["image"]
@@ -441,11 +480,17 @@ def plot_localiser_examples(examples: Sequence[Mapping[str, Any]], *, data_label
             sy, sx = r["pixel_spacing"]
             w, h = crop_mm / sx, crop_mm / sy
             ax.add_patch(Rectangle((r["x_pred"] - w / 2, r["y_pred"] - h / 2), w, h,
-                                   fill=False, color="red", lw=0.8))
-        ax.set_title(f"study {r['study_id']}: {r['error_mm']:.1f} mm", fontsize=8)
+                                   fill=False, color="red", lw=0.8,
+                                   label=f"ROI crop ({crop_mm:g} mm)"))
+        ax.set_title(f"study {r['study_id']}: {r['error_mm']:.1f} mm", fontsize=SMALL_PT)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0].legend(fontsize=7, loc="lower left")
-    axes[0].figure.suptitle(f"Localiser on validation studies (largest errors): {data_label}",
-                            fontsize=9)
+    fig = axes[0].figure
+    if own:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+                   ncols=3, fontsize=SMALL_PT)
+    else:
+        axes[0].legend(fontsize=SMALL_PT, loc="lower left")
+    fig.suptitle(data_title("Localiser on validation studies (largest errors)", data_label),
+                 fontsize=TITLE_PT)
     return axes

@@ -7,11 +7,11 @@ otherwise, and returns what it drew into; ``data_label`` names the data in the t
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -29,7 +29,7 @@ from lss.config import (
 from lss.metrics import calibration_table, real_prior_log_loss
 from lss.model import shape_text, slice_cnn
 from lss.run import check_history
-from lss.viz._style import data_title
+from lss.viz._style import SMALL_PT, TITLE_PT, data_title, page_subplots
 
 __all__ = [
     "plot_confusion_matrix",
@@ -84,7 +84,7 @@ def plot_confusion_matrix(
         totals = m.sum(axis=1, keepdims=True)
         m = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4))
+        _, ax = page_subplots(width=4.5, height=4)
     sns.heatmap(
         m,
         annot=True,
@@ -101,7 +101,7 @@ def plot_confusion_matrix(
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
     base = title or ("Confusion matrix (row-normalised)" if normalize else "Confusion matrix")
-    ax.set_title(data_title(base, data_label))
+    ax.set_title(data_title(base, data_label), fontsize=TITLE_PT)
     return ax
 
 
@@ -140,7 +140,7 @@ def plot_history(
             f"history has neither accuracy nor loss; its keys are {list(frame.columns)}"
         )
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        _, axes = page_subplots(1, 2, height=3.3)
     axes = np.asarray(axes, dtype=object).ravel()
     if axes.size != 2:
         raise ValueError(f"axes must be two Axes (accuracy, loss), got {axes.size}")
@@ -159,9 +159,9 @@ def plot_history(
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key)
-        ax.set_title(data_title(key.capitalize(), data_label))
+        ax.set_title(data_title(key.capitalize(), data_label), fontsize=TITLE_PT)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+            ax.legend(fontsize=SMALL_PT)
     return axes
 
 
@@ -189,14 +189,14 @@ def plot_reliability(
     used = table[table.n > 0]
     ece = float((used.n * (used.accuracy - used.confidence).abs()).sum() / used.n.sum())
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
+        _, ax = page_subplots(width=4, height=4)
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
     ax.plot(used.confidence, used.accuracy, "-o", label="model")
     for _, row in used.iterrows():
         ax.annotate(
             f"{int(row.n)}",
             (row.confidence, row.accuracy),
-            fontsize=7,
+            fontsize=SMALL_PT,
             textcoords="offset points",
             xytext=(3, -9),
         )
@@ -205,8 +205,8 @@ def plot_reliability(
     ax.set_xlabel("confidence (top-class probability)")
     ax.set_ylabel("fraction correct")
     ax.set_title(data_title(f"Reliability (ECE = {ece:.3f}, N = {int(table.n.sum())})",
-                            data_label))
-    ax.legend(loc="upper left")
+                            data_label), fontsize=TITLE_PT)
+    ax.legend(loc="upper left", fontsize=SMALL_PT)
     return ax
 
 
@@ -257,13 +257,14 @@ def plot_class_distribution(
     counts = np.bincount(np.asarray(index, dtype=int), minlength=len(names))
     total = int(counts.sum())
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.5))
+        _, ax = page_subplots(width=4.5, height=3.5)
     sns.barplot(x=list(names), y=counts, color="tab:blue", ax=ax)
     for i, n in enumerate(counts):
-        ax.annotate(f"{n}\n({100 * n / total:.1f} %)", (i, n), ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{n}\n({100 * n / total:.1f} %)", (i, n), ha="center", va="bottom",
+                    fontsize=SMALL_PT)
     ax.set_ylim(0, counts.max() * 1.25)
     ax.set_ylabel("studies")
-    ax.set_title(data_title(title or f"Classes (N = {total})", data_label))
+    ax.set_title(data_title(title or f"Classes (N = {total})", data_label), fontsize=TITLE_PT)
     return ax
 
 
@@ -289,7 +290,7 @@ def plot_left_right_x(
     if pairs.empty:
         raise ValueError("pairs is empty: no study has both a left and a right label")
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
+        _, ax = page_subplots(width=4.5, height=4.5)
     for same, name, marker in ((True, "same series", "o"), (False, "different series", "x")):
         p = pairs[pairs["same_series"] == same]
         if len(p):
@@ -304,8 +305,8 @@ def plot_left_right_x(
     ax.set_ylabel("x of the left-side label (px)")
     ax.set_title(data_title(f"Left x > right x in {share:.1f} % of {len(pairs)} pairs",
                             data_label),
-                 fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+                 fontsize=TITLE_PT)
+    ax.legend(fontsize=SMALL_PT, loc="lower right")
     return ax
 
 
@@ -314,64 +315,99 @@ def plot_experiment_table(table: pd.DataFrame, *, data_label: str,
                                                     "rsna_log_loss"), axes=None):
     """One horizontal bar chart per metric, the reference points as dashed lines.
 
+    The panels share one legend, under them (in a figure made here; in the first panel
+    when ``axes`` are given).
+
     Returns
     -------
     ndarray of matplotlib Axes
     """
-    import matplotlib.pyplot as plt
-
     models = table[(table["kind"] == "model") & table["balanced_accuracy"].notna()]
     refs = table[table["kind"] == "reference"].set_index("experiment")
-    if axes is None:
-        _, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 0.5 * len(models) + 1.6),
-                               sharey=True)
+    own = axes is None
+    if own:
+        _, axes = page_subplots(1, len(metrics), height=0.3 * len(models) + 1.9, sharey=True)
     axes = np.atleast_1d(axes)
+    legend: dict[str, Any] = {}
     for ax, metric in zip(axes, metrics, strict=True):
         ax.barh(models["experiment"], models[metric], color="tab:blue")
         for name, style in (("majority", "--"), ("prior", ":"), ("weighted_prior", "-.")):
             if name in refs.index and pd.notna(refs.loc[name, metric]):
-                ax.axvline(refs.loc[name, metric], color="k", linestyle=style, label=name)
+                legend[name] = ax.axvline(refs.loc[name, metric], color="k", linestyle=style,
+                                          label=name)
         if metric not in LOWER_IS_BETTER:
             ax.set_xlim(0, 1)
-        ax.set_title(metric.replace("_", " ") + (" (lower is better)"
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.set_title(metric.replace("_", " ") + ("\n(lower is better)"
                                                  if metric in LOWER_IS_BETTER else ""),
-                     fontsize=9)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
+                     fontsize=SMALL_PT)
+    fig = axes[0].figure
+    if legend and own:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+                   ncols=len(legend), fontsize=SMALL_PT, title="reference points",
+                   title_fontsize=SMALL_PT)
+    elif legend:
+        axes[0].legend(list(legend.values()), list(legend), fontsize=SMALL_PT,
+                       loc="lower right")
     axes[0].invert_yaxis()
-    axes[0].figure.suptitle(f"Beyond the paper, validation split: {data_label}", fontsize=9)
-    axes[0].figure.tight_layout()
+    fig.suptitle(data_title("Beyond the paper, validation split", data_label),
+                 fontsize=TITLE_PT)
+    if not own and fig.get_layout_engine() is None:
+        fig.tight_layout()
     return axes
 
 
 def _layer_text(layer: keras.layers.Layer) -> str:
-    """A box label: the layer's name and what it does, in a few words."""
+    """A box label: the layer's name and what it does, in a few words, on one line."""
     L = keras.layers  # noqa: N806
     if isinstance(layer, L.Conv2D):
-        what = f"{'x'.join(map(str, layer.kernel_size))}, {layer.filters}\n" \
+        what = f"{'x'.join(map(str, layer.kernel_size))} conv, {layer.filters} filters, " \
                f"{layer.activation.__name__}"
     elif isinstance(layer, L.MaxPooling2D):
-        what = "max " + "x".join(map(str, layer.pool_size))
+        what = "max pool " + "x".join(map(str, layer.pool_size))
     elif isinstance(layer, L.GlobalAveragePooling2D):
-        what = "global\naverage"
+        what = "global average pool"
     elif isinstance(layer, L.LSTM):
         what = f"{layer.units} units"
     elif isinstance(layer, L.Dropout):
-        what = f"{layer.rate:g}"
+        what = f"rate {layer.rate:g}"
     elif isinstance(layer, L.Dense):
-        what = f"{layer.units}, {layer.activation.__name__}"
+        what = f"{layer.units} units, {layer.activation.__name__}"
     elif isinstance(layer, L.InputLayer):
-        return "input"
+        return "input: the window's slices"
     elif layer.name == "augmentation":
-        return "augment\nrotate, zoom,\nflip"
+        done = [name for name, on in (("rotate", getattr(layer, "rotation_degrees", 1)),
+                                      ("zoom", getattr(layer, "zoom", 1)),
+                                      ("flip", getattr(layer, "horizontal_flip", True))) if on]
+        what = ", ".join(done) + " (training only)"
     else:
         what = type(layer).__name__
-    return f"{layer.name}\n{what}"
+    return f"{layer.name}: {what}"
+
+
+#: Box colours of the architecture diagram: input, per-slice CNN, sequence and head.
+_STAGE_COLOURS = {"input": "#dddddd", "cnn": "#cfe2f3", "head": "#fce5cd"}
+
+
+def _architecture_boxes(model: keras.Model) -> list[tuple[str, str, str]]:
+    """(label, output shape, stage) of each box, the per-slice CNN's layers inlined."""
+    td = slice_cnn(model)
+    boxes = []
+    for layer in model.layers:
+        if layer is td:
+            boxes += [(_layer_text(inner), shape_text(inner.output.shape), "cnn")
+                      for inner in td.layer.layers]
+            continue
+        stage = "input" if isinstance(layer, keras.layers.InputLayer) or (
+            layer.name == "augmentation") else "head"
+        boxes.append((_layer_text(layer), shape_text(layer.output.shape), stage))
+    return boxes
 
 
 def plot_architecture(model: keras.Model, *, ax: Any = None, data_label: str | None = None
                       ) -> Any:
-    """A box diagram of the CNN-LSTM, one box per layer, with the shapes between them.
+    """A box diagram of the CNN-LSTM, one box per layer from top to bottom, each with the
+    shape it outputs.
 
     The per-slice CNN is drawn once, inside a frame that says it runs on every slice
     with the same weights. Shapes are per study (no batch axis); inside the frame they
@@ -381,46 +417,38 @@ def plot_architecture(model: keras.Model, *, ax: Any = None, data_label: str | N
     -------
     matplotlib.axes.Axes
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    td = slice_cnn(model)
-    n_slices = td.input.shape[1]
-    boxes: list[tuple[str, str, str]] = []  # (text, shape below, colour)
-    for layer in model.layers:
-        if layer is td:
-            for inner in td.layer.layers:
-                boxes.append((_layer_text(inner), shape_text(inner.output.shape), "#cfe2f3"))
-            continue
-        colour = "#dddddd" if isinstance(layer, keras.layers.InputLayer) or (
-            layer.name == "augmentation") else "#fce5cd"
-        boxes.append((_layer_text(layer), shape_text(layer.output.shape), colour))
+    n_slices = slice_cnn(model).input.shape[1]
+    boxes = _architecture_boxes(model)
+    n = len(boxes)
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(boxes)), 2.7))
-    w, h, gap = 1.0, 0.95, 0.3
-    cnn = [i for i, b in enumerate(boxes) if b[2] == "#cfe2f3"]
-    for i, (text, shape, colour) in enumerate(boxes):
-        x = i * (w + gap)
-        ax.add_patch(FancyBboxPatch((x, 0), w, h, boxstyle="round,pad=0.02", fc=colour,
-                                    ec="black", lw=0.8))
-        ax.text(x + w / 2, h / 2, text, ha="center", va="center", fontsize=7)
-        ax.text(x + w / 2, -0.12, shape.replace(" x ", "x"), ha="center", va="top",
-                fontsize=6.5, color="#333333")
+        _, ax = page_subplots(height=0.4 * n + 1.1)
+    x0, x1, xs = 2.5, 7.0, 7.25  # box left and right, shape column (of 10 units)
+    for i, (text, shape, stage) in enumerate(boxes):
+        ax.add_patch(FancyBboxPatch((x0, i - 0.33), x1 - x0, 0.66, boxstyle="round,pad=0.02",
+                                    fc=_STAGE_COLOURS[stage], ec="black", lw=0.8))
+        ax.text((x0 + x1) / 2, i, text, ha="center", va="center", fontsize=SMALL_PT)
+        ax.text(xs, i, shape, ha="left", va="center", fontsize=SMALL_PT, color="#333333")
         if i:
-            ax.annotate("", (x, h / 2), (x - gap, h / 2),
+            ax.annotate("", ((x0 + x1) / 2, i - 0.33), ((x0 + x1) / 2, i - 0.67),
                         arrowprops={"arrowstyle": "->", "lw": 0.8})
-    x0, x1 = cnn[0] * (w + gap) - 0.1, cnn[-1] * (w + gap) + w + 0.1
-    ax.add_patch(FancyBboxPatch((x0, -0.42), x1 - x0, h + 0.72, boxstyle="round,pad=0.02",
-                                fc="none", ec="tab:blue", lw=1.2, ls="--"))
-    ax.text((x0 + x1) / 2, h + 0.38, f"TimeDistributed: the same CNN on each of the "
-            f"{n_slices} slices (one set of weights); shapes per slice", ha="center",
-            fontsize=8, color="tab:blue")
-    ax.set_xlim(-0.2, len(boxes) * (w + gap))
-    ax.set_ylim(-0.6, h + 0.65)
+    ax.text(xs, -0.85, "output shape", ha="left", va="center", fontsize=SMALL_PT,
+            style="italic")
+    cnn = [i for i, b in enumerate(boxes) if b[2] == "cnn"]
+    top, bottom = cnn[0] - 0.5, cnn[-1] + 0.5
+    ax.add_patch(FancyBboxPatch((x0 - 0.2, top), 9.9 - x0, bottom - top,
+                                boxstyle="round,pad=0.02", fc="none", ec="tab:blue", lw=1.2,
+                                ls="--"))
+    ax.text(0.05, (top + bottom) / 2, f"TimeDistributed:\nthe same CNN on\neach of the "
+            f"{n_slices}\nslices, one set\nof weights;\nshapes per slice", ha="left",
+            va="center", fontsize=SMALL_PT, color="tab:blue")
+    ax.set_xlim(0, 10)
+    ax.set_ylim(n - 0.4, -1.2)  # first layer at the top
     ax.axis("off")
-    title = (f"{model.name}: {model.count_params():,} parameters; shapes per study, "
-             "without the batch axis")
-    ax.set_title(title if not data_label else f"{title}\n{data_label}", fontsize=10)
+    title = f"{model.name}: {model.count_params():,} parameters"
+    title += "; shapes per study, without the batch axis"
+    ax.set_title(data_title(title, data_label), fontsize=TITLE_PT)
     return ax
 
 
@@ -440,14 +468,11 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
     -------
     (2,) ndarray of Axes: loss, accuracy.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-
     check_history(history, data_label)
     h = history.reset_index(drop=True)
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    own = axes is None
+    if own:
+        _, axes = page_subplots(1, 2, height=5.2)
     axes = np.asarray(axes, dtype=object).ravel()
     epochs = np.arange(1, len(h) + 1)
     ends = [1, PAPER_EPOCHS]
@@ -481,11 +506,14 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
         ax.set_xlabel("epoch")
         ax.set_xlim(0.5, max(PAPER_EPOCHS, len(h)) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=7)
-    axes[0].figure.suptitle(
-        f"This run: {data_label.strip()} (filled markers, dashed reference)\n"
-        "The paper: RSNA 2024 real scans, its reported first and last epoch (open markers, "
-        "dotted reference)", fontsize=9)
-    axes[0].figure.tight_layout()
+        ax.set_title(name, fontsize=TITLE_PT)
+        # under the panel: six entries inside it would cover the curves
+        ax.legend(fontsize=SMALL_PT, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    fig = axes[0].figure
+    run = textwrap.fill(f"This run: {data_label.strip()} (filled markers, dashed reference)",
+                        90, break_long_words=False)
+    fig.suptitle(f"{run}\nThe paper: RSNA 2024 real scans, its reported first and last "
+                 "epoch\n(open markers, dotted reference)", fontsize=TITLE_PT)
+    if not own and fig.get_layout_engine() is None:
+        fig.tight_layout()
     return axes
