@@ -17,13 +17,15 @@ EPOCHS   ?=
 BUILD    ?= _build
 PYTEST_ARGS ?=
 
-.PHONY: help env phantom chapters book test lint sync clean
+.PHONY: help env phantom chapters book test lint sync sync-install kits clean
 
 help:
 	@echo "make book   - build the Jupyter Book (phantom data by default; DATA=... EPOCHS=... for real data)"
 	@echo "make test   - ruff, then all tests, the chapters included"
 	@echo "make lint   - ruff on the package, tests and chapters"
 	@echo "make sync   - re-pair book/*.py (jupytext percent) with book/*.ipynb"
+	@echo "make sync-install - rewrite every chapter's Colab install cell for the release, then sync"
+	@echo "make kits   - student and instructor notebooks of every chapter in $(BUILD)/kits"
 
 # The environment: created when missing, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +46,8 @@ phantom: $(PHANTOM)/PHANTOM.json
 chapters: env $(if $(filter $(PHANTOM),$(DATA)),phantom)
 	$(PY) book/run_chapters.py --data $(abspath $(DATA)) --out $(BUILD)/executed $(if $(EPOCHS),--epochs $(EPOCHS))
 
+# Staging also writes the course kits (student and instructor notebooks) into
+# $(BUILD)/site/_static/notebooks, where the syllabus links to them.
 book: chapters
 	$(PY) book/run_chapters.py --stage-only --out $(BUILD)/executed --site $(BUILD)/site
 	$(VENV)/bin/jupyter-book build $(BUILD)/site --warningiserror --nitpick --keep-going
@@ -63,6 +67,15 @@ lint: env
 
 sync: env
 	$(VENV)/bin/jupytext --sync book/[0-9]*.py
+
+# The install cell pins the release: pyproject.toml's version, _config.yml's repository.
+# Run after changing either (tests/test_book.py fails until the cells match).
+sync-install: env
+	$(PY) book/run_chapters.py --sync-install
+	$(VENV)/bin/jupytext --sync book/[0-9]*.py
+
+kits: env
+	$(PY) book/run_chapters.py --kits $(BUILD)/kits
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -1,10 +1,10 @@
-"""Execute the book's chapters with papermill, in order, and stage the site for Jupyter Book.
+"""Execute the book's chapters with papermill, in order, and stage the site.
 
-``make book`` calls this twice: once to execute every chapter listed in ``_toc.yml`` into
-``_build/executed`` (in the toc's order, so later chapters find the files earlier ones
-wrote), and once with ``--stage-only`` to assemble ``_build/site``: the book's Markdown
-pages, ``_config.yml``, ``_toc.yml`` and the *executed* notebooks, from which Jupyter
-Book builds the HTML without executing anything again.
+``make book`` calls this twice: once to execute every chapter listed in ``_toc.yml``
+into ``_build/executed`` (in the toc's order, so later chapters find the files earlier
+ones wrote), and once with ``--stage-only`` to assemble ``_build/site``: the book's
+Markdown pages, ``_config.yml``, ``_toc.yml`` and the *executed* notebooks, from which
+Jupyter Book builds the HTML without executing anything again.
 
 Parameters reach the chapters through their ``parameters`` cell; only the names a
 chapter declares are passed (``DATA_DIR``, ``WORK_DIR``, ``CACHE_DIR``, ``EPOCHS``).
@@ -12,8 +12,24 @@ chapter declares are passed (``DATA_DIR``, ``WORK_DIR``, ``CACHE_DIR``, ``EPOCHS
 Staging drops one kind of output: the lines TensorFlow's C++ runtime logs to stderr
 (``I0000 00:00:... port.cc:153] oneDNN custom operations are on ...``), which
 ``TF_CPP_MIN_LOG_LEVEL`` no longer silences and which say nothing to a reader. Every
-other stderr line, Python warnings included, stays on the page. The executed notebooks in
-``_build/executed`` keep everything.
+other stderr line, Python warnings included, stays on the page. The executed notebooks
+in ``_build/executed`` keep everything. Staging also hides papermill's injected
+parameters cell (it holds this machine's absolute paths), stops with one line naming
+the notebook and the cell when an output shows the build root, the home directory or
+the host name, stamps the release tag into the staged ``_config.yml`` (the Colab
+buttons open the notebooks at that tag) and writes the course kits (below) into
+``_static/notebooks``.
+
+One place sets the release: the version is ``pyproject.toml``'s ``[project] version``,
+the repository ``_config.yml``'s ``repository.url``. :func:`install_cell` derives every
+chapter's Colab install cell from both (``pip install "lss @ git+<url>@v<version>"``);
+``--sync-install`` (``make sync-install``) rewrites the chapters' cells from it.
+
+``--kits OUT`` writes the course kits: for each chapter ``<name>-instructor.ipynb`` (the
+source notebook, outputs cleared) and ``<name>-student.ipynb`` (the code of every cell
+tagged ``solution`` replaced by a placeholder, every Markdown
+``<details><summary>Solution...</summary>...</details>`` block removed, the ``check``
+cells kept).
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -47,8 +64,123 @@ def chapters() -> list[Path]:
     return [REPO / f"{f}.ipynb" for f in toc_files() if (REPO / f"{f}.ipynb").is_file()]
 
 
+# --- The release: one version (pyproject.toml), one repository (_config.yml) ---------
+
+#: The first line of every chapter's Colab install cell (how the cell is found).
+INSTALL_MARKER = "# In Colab only: install lss"
+
+#: The Colab install cell; ``{requirement}`` is :func:`install_requirement`. In Colab
+#: only, it installs the release, makes /content the repository's root (the parameters'
+#: ``../data``, ``../runs`` and ``../.cache`` land under /content) and copies Kaggle
+#: credentials from Colab's Secrets into the variables lss.data.sources reads.
+INSTALL_CELL = """\
+# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    from google.colab import userdata
+
+    requirement = "{requirement}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                   check=True)
+    os.makedirs("/content/book", exist_ok=True)
+    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
+        try:
+            os.environ[name] = userdata.get(name)
+        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
+"""
+
+
+def package_version(pyproject: Path = REPO / "pyproject.toml") -> str:
+    """The ``[project] version`` of ``pyproject.toml``, the one place it is set."""
+    text = pyproject.read_text()
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the one line we need, read directly
+        project = text.split("[project]", 1)[-1].split("\n[", 1)[0]
+        found = re.search(r'^version\s*=\s*"([^"]+)"', project, flags=re.M)
+        if not found:
+            sys.exit(f"run_chapters: no [project] version in {pyproject}")
+        return found.group(1)
+    return tomllib.loads(text)["project"]["version"]
+
+
+def repository_url(config: Path = REPO / "_config.yml") -> str:
+    """``repository.url`` of ``_config.yml``, without a trailing ``/`` or ``.git``."""
+    url = yaml.safe_load(config.read_text())["repository"]["url"].rstrip("/")
+    return url.removesuffix(".git")
+
+
+def release_tag() -> str:
+    """The git tag of the release the book is built from: ``v`` + package version."""
+    return f"v{package_version()}"
+
+
+def install_requirement() -> str:
+    """What the install cell hands pip: ``lss @ git+<repository>@v<version>``."""
+    return f"lss @ git+{repository_url()}@{release_tag()}"
+
+
+def install_cell() -> str:
+    """The Colab install cell every chapter must hold, derived from the release."""
+    return INSTALL_CELL.format(requirement=install_requirement()).rstrip("\n")
+
+
+def _py_cells(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` line spans of a percent-format file's cells, header included."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("# %%")]
+    return list(zip(starts, starts[1:] + [len(lines)], strict=True))
+
+
+def py_install_cell(text: str) -> str | None:
+    """The install cell's code in a jupytext percent file, or None if it has none."""
+    lines = text.splitlines()
+    for start, end in _py_cells(text):
+        body = lines[start + 1:end]
+        if body and body[0].startswith(INSTALL_MARKER):
+            return "\n".join(body).rstrip("\n")
+    return None
+
+
+def notebook_install_cell(nb: dict) -> str | None:
+    """The install cell's code in a notebook, or None if it has none."""
+    for cell in nb.get("cells", []):
+        src = _text(cell.get("source", ""))
+        if cell.get("cell_type") == "code" and src.startswith(INSTALL_MARKER):
+            return src.rstrip("\n")
+    return None
+
+
+def sync_install(paths: list[Path]) -> list[Path]:
+    """Rewrite the install cell of each percent-format chapter in ``paths``.
+
+    The old cell's text is replaced, exactly and once; nothing else in the file changes.
+    Returns the files that changed. Their ``.ipynb`` twins follow with ``make sync``.
+    """
+    new, changed = install_cell(), []
+    for path in paths:
+        text = path.read_text()
+        old = py_install_cell(text)
+        if old is None:
+            sys.exit(f"run_chapters: {path} has no cell starting {INSTALL_MARKER!r}")
+        if old != new:
+            path.write_text(text.replace(old, new, 1))
+            changed.append(path)
+    return changed
+
+
+def _text(src: str | list[str]) -> str:
+    return src if isinstance(src, str) else "".join(src)
+
+
 def work_dir_for(data: Path) -> Path:
-    """Keep results of different data roots apart (the phantom's never mix with real runs)."""
+    """Keep results of different data roots apart (phantom and real runs never mix)."""
     tag = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
     return REPO / "runs" / f"book-{data.name}-{tag}"
 
@@ -98,8 +230,7 @@ def strip_native_logs(nb: dict) -> int:
         kept = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                text = out["text"] if isinstance(out["text"], str) else "".join(out["text"])
-                lines = text.splitlines(keepends=True)
+                lines = _text(out["text"]).splitlines(keepends=True)
                 keep = [ln for ln in lines if not NATIVE_LOG.match(ln)]
                 removed += len(lines) - len(keep)
                 if not keep:
@@ -111,13 +242,121 @@ def strip_native_logs(nb: dict) -> int:
     return removed
 
 
+def hide_injected_parameters(nb: dict) -> int:
+    """Tag papermill's injected parameters cell ``remove-cell``, in place.
+
+    That cell holds the absolute paths of the machine that built the book; the chapter's
+    own ``parameters`` cell, with its defaults, stays on the page. Returns how many
+    cells were tagged.
+
+    >>> nb = {"cells": [{"cell_type": "code",
+    ...                  "metadata": {"tags": ["injected-parameters"]}}]}
+    >>> hide_injected_parameters(nb), nb["cells"][0]["metadata"]["tags"]
+    (1, ['injected-parameters', 'remove-cell'])
+    """
+    tagged = 0
+    for cell in nb.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            tagged += 1
+    return tagged
+
+
+#: The end of a name: not followed by more of a name (``/work/main`` is not
+#: ``/work/mainline``).
+END = r"(?![\w.-])"
+
+#: Output types whose data is a picture, not text that could name a path.
+BINARY_MIME = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def private_patterns(*roots: Path) -> dict[str, re.Pattern]:
+    """What no page may show: the build ``roots``, the home directory, the host name.
+
+    Keys say what was found (for the error line); each pattern matches the whole name
+    only (``/work/main`` does not match ``/work/mainline``).
+    """
+    found: dict[str, re.Pattern] = {}
+    for i, root in enumerate(roots):
+        if any(root.is_relative_to(r) for r in roots[:i]):
+            continue  # the outer root's pattern finds it
+        found[f"the build root {root}"] = re.compile(re.escape(str(root)) + END)
+    home = str(Path.home())
+    if home not in ("", "/"):
+        found[f"the home directory {home}"] = re.compile(re.escape(home) + END)
+    host = socket.gethostname()
+    if host and host != "localhost":
+        found[f"the host name {host!r}"] = re.compile(
+            r"(?<![\w.-])" + re.escape(host) + r"(?![\w-])")
+    return found
+
+
+def _output_texts(out: dict):
+    """Every text of one output: streams, text data (not pictures), errors."""
+    if "text" in out:
+        yield _text(out["text"])
+    for mime, value in out.get("data", {}).items():
+        if mime not in BINARY_MIME:
+            yield value if isinstance(value, str) else json.dumps(value)
+    if out.get("output_type") == "error":
+        yield out.get("evalue", "")
+        yield "\n".join(out.get("traceback", []))
+
+
+def find_private(nb: dict,
+                 patterns: dict[str, re.Pattern]) -> tuple[int, str, str] | None:
+    """The first ``(cell index, what, excerpt)`` of an output matching ``patterns``.
+
+    ``excerpt`` is the matching output line, shortened to 100 characters.
+    """
+    for index, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            for text in _output_texts(out):
+                for what, pattern in patterns.items():
+                    found = pattern.search(text)
+                    if found:
+                        start = text.rfind("\n", 0, found.start()) + 1
+                        line = text[start:].split("\n", 1)[0].strip()
+                        return index, what, line[:100]
+    return None
+
+
+def check_private(nb: dict, name: str, patterns: dict[str, re.Pattern]) -> None:
+    """Stop with one line naming the notebook and the cell if an output is private."""
+    hit = find_private(nb, patterns)
+    if hit is not None:
+        index, what, line = hit
+        first = _text(nb["cells"][index].get("source", "")).strip().split("\n")[0][:60]
+        sys.exit(f"run_chapters: {name} cell {index} ({first!r}): an output shows "
+                 f"{what}: {line!r}; keep it off the page (paths relative to WORK_DIR)")
+
+
+def staged_config(config: Path = REPO / "_config.yml") -> str:
+    """``_config.yml`` with ``repository.branch`` set to the release tag.
+
+    Jupyter Book 1.x builds the Colab launch links from ``repository.branch``: the
+    buttons then open each notebook as it is at the tag the book was built from.
+    """
+    cfg = yaml.safe_load(config.read_text())
+    cfg.setdefault("repository", {})["branch"] = release_tag()
+    header = ("# Staged by book/run_chapters.py from the repository's _config.yml; "
+              "repository.branch is the release tag.\n")
+    return header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+
+
 def stage(executed: Path, site: Path) -> None:
-    """Assemble the Jupyter Book source tree from the repo and the executed notebooks."""
+    """Assemble the Jupyter Book source tree from the repo and the executed notebooks.
+
+    Stops (``SystemExit``, one line) when a toc entry is missing or an output is private
+    (:func:`private_patterns`).
+    """
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(REPO / name, site / name)
+    (site / "_config.yml").write_text(staged_config())
+    shutil.copy2(REPO / "_toc.yml", site / "_toc.yml")
+    patterns = private_patterns(REPO, executed.resolve())
     for f in toc_files():
         md = REPO / f"{f}.md"
         nb = executed / f"{f}.ipynb"
@@ -128,16 +367,106 @@ def stage(executed: Path, site: Path) -> None:
             (site / f).parent.mkdir(parents=True, exist_ok=True)
             data = json.loads(nb.read_text())
             strip_native_logs(data)
-            (site / f"{f}.ipynb").write_text(json.dumps(data, indent=1, ensure_ascii=False))
+            hide_injected_parameters(data)
+            check_private(data, f"{f}.ipynb", patterns)
+            (site / f"{f}.ipynb").write_text(json.dumps(data, indent=1,
+                                                        ensure_ascii=False))
         else:
-            sys.exit(f"run_chapters: {f} is in _toc.yml but neither {md} nor an executed "
-                     f"{nb} exists (run the chapters first)")
+            sys.exit(f"run_chapters: {f} is in _toc.yml but neither {md} nor an "
+                     f"executed {nb} exists (run the chapters first)")
     for extra in ("book/images", "book/references.bib"):
         src = REPO / extra
         if src.is_dir():
             shutil.copytree(src, site / extra)
         elif src.is_file():
             shutil.copy2(src, site / extra)
+    write_kits(site / KITS_DIR)
+
+
+# --- Course kits: student and instructor notebooks from the same sources -------------
+
+#: Where the staged site holds the kits (book/syllabus.md links there).
+KITS_DIR = "_static/notebooks"
+SOLUTION_TAG = "solution"
+CHECK_TAG = "check"
+STUDENT_PLACEHOLDER = ("# Your code here (see the exercise above); "
+                       "then run the check cell below.")
+#: A Markdown ``<details>`` block whose summary starts with "Solution", and what follows
+#: it up to the next text; and the older form, a ``{admonition} Solution`` fence.
+SOLUTION_BLOCKS = (
+    re.compile(r"<details\b[^>]*>\s*<summary\b[^>]*>\s*Solution.*?</details>\s*", re.S),
+    re.compile(r"^:::\{admonition\} Solution.*?^:::[ \t]*$\s*", re.S | re.M),
+)
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def instructor_notebook(nb: dict) -> dict:
+    """A copy of ``nb``, outputs and execution counts cleared, nothing else changed."""
+    out = json.loads(json.dumps(nb))
+    for cell in out["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    return out
+
+
+def student_notebook(nb: dict) -> dict:
+    """The instructor notebook without the solutions.
+
+    Every ``solution`` cell's code becomes :data:`STUDENT_PLACEHOLDER` (the cell and its
+    tags stay, so the ``check`` cell after it still has its place); every solution block
+    in Markdown goes, and a Markdown cell left empty goes with it.
+
+    >>> def cell(kind, tags, source):
+    ...     return {"cell_type": kind, "metadata": {"tags": tags}, "source": source}
+    >>> nb = {"cells": [cell("code", ["solution"], "x = 1"),
+    ...                 cell("code", ["check"], "assert x"),
+    ...                 cell("markdown", [], "<details><summary>Solution</summary>"
+    ...                                      "\\nOne.\\n</details>")]}
+    >>> [c["source"][:15] for c in student_notebook(nb)["cells"]]
+    ['# Your code her', 'assert x']
+    """
+    out = instructor_notebook(nb)
+    cells = []
+    for cell in out["cells"]:
+        if cell["cell_type"] == "code" and SOLUTION_TAG in _tags(cell):
+            cell["source"] = STUDENT_PLACEHOLDER
+        elif cell["cell_type"] == "markdown":
+            text = _text(cell["source"])
+            kept = text
+            for block in SOLUTION_BLOCKS:
+                kept = block.sub("", kept)
+            if kept != text:
+                if not kept.strip():
+                    continue
+                cell["source"] = kept.rstrip()
+        cells.append(cell)
+    out["cells"] = cells
+    return out
+
+
+#: The kits, by the suffix of their file names.
+KITS = {"instructor": instructor_notebook, "student": student_notebook}
+
+
+def write_kits(out: Path, notebooks: list[Path] | None = None) -> list[Path]:
+    """Write ``<name>-instructor.ipynb`` and ``<name>-student.ipynb`` per chapter.
+
+    ``notebooks`` defaults to the toc's chapters (the committed source notebooks, not
+    the executed ones). Returns the files written.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in chapters() if notebooks is None else notebooks:
+        nb = json.loads(path.read_text())
+        for kind, make in KITS.items():
+            target = out / f"{path.stem}-{kind}.ipynb"
+            target.write_text(json.dumps(make(nb), indent=1, ensure_ascii=False) + "\n")
+            written.append(target)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,10 +475,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "_build" / "executed")
     p.add_argument("--site", type=Path, default=REPO / "_build" / "site")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--only", nargs="*", help="run only chapters whose name contains these")
-    p.add_argument("--stage-only", action="store_true")
+    p.add_argument("--only", nargs="*",
+                   help="run only chapters whose name contains these")
+    p.add_argument("--stage-only", action="store_true",
+                   help="stage --out into --site (the kits included); execute nothing")
+    p.add_argument("--kits", type=Path, metavar="OUT",
+                   help="write the student and instructor notebooks into OUT")
+    p.add_argument("--sync-install", action="store_true",
+                   help="rewrite every chapter's Colab install cell from the release")
     args = p.parse_args(argv)
-    if args.stage_only:
+    if args.sync_install:
+        sources = [nb.with_suffix(".py") for nb in chapters()]
+        changed = sync_install(sources)
+        print(f"[book] install cell: {install_requirement()}; rewrote "
+              f"{', '.join(c.name for c in changed) or 'nothing'}")
+    elif args.kits:
+        written = write_kits(args.kits)
+        print(f"[book] {len(written)} kit notebooks in {args.kits}")
+    elif args.stage_only:
         stage(args.out, args.site)
     else:
         if not args.data.is_dir():
