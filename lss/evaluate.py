@@ -148,13 +148,13 @@ def _save_figures(run: RunDir, out_dir: Path, report: dict, label: str) -> None:
     fig = Figure(figsize=(4.5, 4))
     plot_confusion_matrix(np.asarray(report["model"]["confusion_matrix"]), ax=fig.subplots(),
                           title="Validation confusion matrix", data_label=label)
-    fig.savefig(out_dir / "confusion_matrix.png", dpi=120, bbox_inches="tight")
+    fig.savefig(out_dir / "confusion_matrix.png", dpi=150, bbox_inches="tight")
     history = run.read_history()
     if len(history):
-        fig = Figure(figsize=(9, 3.5))
+        fig = Figure(figsize=(7.3, 3.2))
         plot_history(history, axes=fig.subplots(1, 2), data_label=label,
                      baseline_accuracy=report["majority"]["accuracy"])
-        fig.savefig(out_dir / "history.png", dpi=120, bbox_inches="tight")
+        fig.savefig(out_dir / "history.png", dpi=150, bbox_inches="tight")
 
 
 def choose_series(candidates: list[Path]) -> Path:

@@ -51,7 +51,9 @@ def data_source(root: str | Path) -> dict[str, Any]:
     -------
     dict
         ``root`` (absolute path), ``kind`` ("phantom" or "rsna") and ``label``, a phrase
-        to print beside every number, e.g. ``"synthetic phantom (seed 0, 200 studies)"``.
+        to print beside every number, e.g. ``"synthetic phantom (seed 0, 200 studies)"``
+        or ``"the RSNA 2024 data (rsna-2024-lumbar-spine-degenerative-classification)"``
+        (the folder's name, not its path: a printed label shows no machine's paths).
     """
     root = Path(root).resolve()
     marker = read_marker(root)
@@ -62,7 +64,7 @@ def data_source(root: str | Path) -> dict[str, Any]:
         return {"root": str(root), "kind": "phantom", "phantom": marker,
                 "label": f"synthetic phantom ({what})"}
     return {"root": str(root), "kind": "rsna", "phantom": None,
-            "label": f"RSNA 2024 data at {root}"}
+            "label": f"the RSNA 2024 data ({root.name})"}
 
 
 def data_label(root: str | Path) -> str:

@@ -283,7 +283,7 @@ def test_command_line_runs_the_named_row(monkeypatch, tmp_path, capsys, data):
     rows = {e.name: e for e in seen["experiments"]}
     assert rows["no_flip"].config.train.epochs == 2
     assert rows["class_weights"].config.train.class_weight == "rsna"
-    assert "RSNA 2024 data at" in capsys.readouterr().out
+    assert "the RSNA 2024 data (" in capsys.readouterr().out
 
 
 def test_linear_probe_reads_the_runs_own_inputs(ran):

@@ -220,7 +220,7 @@ def test_cli_end_to_end(tiny_data, tmp_path, capsys):
     assert "Next: lss evaluate" in capsys.readouterr().out
     assert main(["evaluate", "--run", str(run), "--cache", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
-    assert "Data: RSNA 2024 data at" in out and "majority" in out and "prior" in out
+    assert "Data: the RSNA 2024 data (" in out and "majority" in out and "prior" in out
     _make_test_split(tiny_data, [1002])
     csv = tmp_path / "sub.csv"
     assert main(["predict", "--run", str(run), "--data", str(tiny_data), "--out", str(csv)]) == 0

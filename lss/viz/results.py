@@ -460,7 +460,7 @@ def plot_paper_comparison(history: pd.DataFrame, *, majority_accuracy: float,
     The paper reports only its first and last epoch (of 20) and its final validation
     accuracy; they are drawn as open markers at epochs 1 and 20, labelled as the
     paper's (real scans). References are drawn as lines, the run's own split dashed
-    and the real labels' dotted: the accuracy of always answering Normal/Mild (44.9 %
+    and the real labels' dotted: the accuracy of always answering Normal/Mild (45.0 %
     on the real labels) and, on the loss panel, the log loss of predicting the class
     shares (``prior_log_loss`` for the run; :func:`real_prior_log_loss` for the paper).
 
