@@ -55,14 +55,25 @@
 # In Colab, the next cell installs the `lss` package; elsewhere it does nothing.
 
 # %%
-# In Colab only: install lss from its repository (`make book` has installed it elsewhere).
+# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
 import sys
 
 if "google.colab" in sys.modules:
+    import os
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lss @ git+https://github.com/lss-book/lss"], check=True)
+    from google.colab import userdata
+
+    requirement = "lss @ git+https://github.com/lss-book/lss@v0.1.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                   check=True)
+    os.makedirs("/content/book", exist_ok=True)
+    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
+        try:
+            os.environ[name] = userdata.get(name)
+        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
 
 # %% [markdown]
 # All imports, in one place.
@@ -72,9 +83,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pydicom
+from IPython.display import Markdown
 
 import lss.data
 import lss.data.sources
@@ -91,8 +102,8 @@ from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, SEVERITIES, column_na
 # the real class distribution beside the phantom's.
 
 # %% tags=["parameters"]
-DATA_DIR = "../data/phantom"  # a root in the Kaggle layout; the phantom is made here if absent
-DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your own Kaggle credentials, ~35 GB)
+DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
 SEED = 0
@@ -112,15 +123,18 @@ print(DATA_LABEL, "|", TARGET)
 
 # %% [markdown]
 # The real label tables are optional. If `REAL_LABELS` names a folder holding
-# `train.csv`, they are read for facts about the real data; otherwise `real` stays `None`
-# and the chapter says so where it would use them.
+# `train.csv`, they are read for facts about the real data; otherwise `real` stays
+# `None` and the chapter says so where it would use them.
 
 # %%
-real_root = Path(REAL_LABELS) if REAL_LABELS and (Path(REAL_LABELS) / "train.csv").is_file() \
+real_root = (
+    Path(REAL_LABELS)
+    if REAL_LABELS and (Path(REAL_LABELS) / "train.csv").is_file()
     else None
+)
 real = lss.data.load_tables(real_root) if real_root else None
 REAL_DATA_LABEL = "RSNA 2024 real label tables (no images)"
-print(f"real label tables: {real_root or 'not found'}")
+print(f"real label tables: {'found' if real_root else 'not found'}")
 
 # %% [markdown]
 # ## Lumbar spinal stenosis and the subarticular recess
@@ -151,15 +165,16 @@ print(f"real label tables: {real_root or 'not found'}")
 # slice of the synthetic phantom, which this book uses in place of real scans. It is
 # drawn by `lss.phantom`: no patient is shown.
 
-# %%
+# %% mystnb={"image": {"alt": "A synthetic phantom's axial T2 slice, whole above and zoomed on the spinal canal below, its structures named by arrows from labels beside each image. The whole slice names the disc, thecal sac, psoas, multifidus, erector spinae and subcutaneous fat, with a dashed box around the canal; the zoom, of that box, names the disc, thecal sac, nerve rootlets, both subarticular recesses, both facet joints and the ligamentum flavum."}}
 anatomy = lss.phantom.labelled_axial_slice(level=LEVEL, seed=SEED, shape=(576, 576),
                                          pixel_spacing=0.4)
-_ = lss.viz.plot_axial_anatomy(anatomy, data_label=f"synthetic phantom slice (seed {SEED})")
+_ = lss.viz.plot_axial_anatomy(
+    anatomy, data_label=f"synthetic phantom slice (seed {SEED})")
 
 # %% [markdown]
-# On the left, the whole slice: the disc at the front (top), the psoas muscles beside it,
-# the paraspinal muscles (multifidus, erector spinae) behind, and subcutaneous fat. On
-# the right, the dashed box enlarged: the bright thecal sac with its dark rootlets, and
+# Above, the whole slice: the disc at the front (top), the psoas muscles beside it,
+# the paraspinal muscles (multifidus, erector spinae) behind, and subcutaneous fat.
+# Below, the dashed box enlarged: the bright thecal sac with its dark rootlets, and
 # at its front corners the two subarticular recesses, each holding a dark nerve root in
 # bright fat, walled in behind by the facet joints and the ligamentum flavum.
 #
@@ -176,17 +191,18 @@ _ = lss.viz.plot_axial_anatomy(anatomy, data_label=f"synthetic phantom slice (se
 # The phantom renders stenosis in the same way. Here is the same phantom patient three
 # times, with only the patient's *left* recess changed.
 
-# %%
+# %% mystnb={"image": {"alt": "Three panels side by side, each the same phantom slice zoomed on the spinal canal, with the patient's left subarticular recess, on the image's right, ringed in red: graded Normal/Mild, Moderate and Severe from left to right. Letters at the edges mark the patient's right, left, front and back."}}
 grades = {g: lss.phantom.render_axial(level=LEVEL, left=lss.phantom.GRADE_LATENT[g][0],
                                       seed=SEED, shape=(576, 576), pixel_spacing=0.4)
           for g in SEVERITIES}
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.8))
+fig, axes = lss.viz.page_subplots(1, 3, height=3.0)
 for ax, (grade, s) in zip(axes, grades.items(), strict=True):
     canal = np.mean([s.left_recess, s.right_recess], axis=0)
     lss.viz.plot_slice(s.image, point=s.left_recess, zoom=60, centre=canal, ax=ax,
                          orientation="axial", title=f"left recess: {grade}")
-_ = fig.suptitle(f"synthetic phantom slice (seed {SEED}), severity typical of each grade",
-                 fontsize=9)
+_ = fig.suptitle(
+    f"synthetic phantom slice (seed {SEED}), severity typical of each grade",
+    fontsize=9)
 
 # %% [markdown]
 # Compare the ringed recess, on the **image's right**, across the panels: it is the
@@ -230,7 +246,8 @@ for series in sorted(study_dir.iterdir()):
 # %%
 tables = lss.data.load_tables(root)
 print(DATA_LABEL)
-print(f"train.csv {tables.train.shape}, train_series_descriptions.csv {tables.series.shape}, "
+print(f"train.csv {tables.train.shape}, "
+      f"train_series_descriptions.csv {tables.series.shape}, "
       f"train_label_coordinates.csv {tables.coordinates.shape}")
 
 # %% [markdown]
@@ -272,15 +289,14 @@ tables.train[TARGET].value_counts(dropna=False)
 # The real label tables, where present, are counted in the same way; both go into one
 # figure, each panel labelled with its data.
 
-# %%
+# %% mystnb={"image": {"alt": "Bar chart of the number of studies of each grade of the target, Normal/Mild, Moderate and Severe, in the chapter's data, each bar labelled with its count and percentage; where the real label tables are found, a second panel on the right shows the same for the real labels."}}
 n_panels = 2 if real is not None else 1
-fig, axes = plt.subplots(1, n_panels, figsize=(4.8 * n_panels, 3.8), squeeze=False)
+fig, axes = lss.viz.page_subplots(1, n_panels, height=3.4, squeeze=False)
 lss.viz.plot_class_distribution(tables.train[TARGET].dropna(), ax=axes[0, 0],
                                   title=f"{TARGET}", data_label=DATA_LABEL)
 if real is not None:
     lss.viz.plot_class_distribution(real.train[TARGET].dropna(), ax=axes[0, 1],
                                       title=f"{TARGET}", data_label=REAL_DATA_LABEL)
-fig.tight_layout()
 
 # %% [markdown]
 # The phantom samples its labels in proportions close to the real ones, but it is a
@@ -299,10 +315,11 @@ if real is not None:
 else:
     n_real, real_majority = 1972, REAL_MAJORITY_SHARE
     print(f"Real label tables not found here (set LSS_RSNA_LABELS to read them); "
-          f"lss.config.REAL_MAJORITY_SHARE records {100 * real_majority:.2f} % for the real "
-          f"labels (887 of 1,972, from the competition's train.csv).")
+          f"lss.config.REAL_MAJORITY_SHARE records {100 * real_majority:.2f} % for the "
+          f"real labels (887 of 1,972, from the competition's train.csv).")
 print(f"The paper (its figure, real data): {100 * PAPER_RESULTS['val_accuracy']:.1f} % "
-      f"validation accuracy, {100 * (PAPER_RESULTS['val_accuracy'] - real_majority):.1f} "
+      f"validation accuracy, "
+      f"{100 * (PAPER_RESULTS['val_accuracy'] - real_majority):.1f} "
       f"points above always Normal/Mild on the real labels.")
 n_val = round(0.2 * n_real)
 print(f"Standard error of an accuracy near 50 % measured on a 20 % split ({n_val} real "
@@ -313,10 +330,11 @@ print(f"Standard error of an accuracy near 50 % measured on a 20 % split ({n_val
 # This is why the paper's **51 % validation accuracy** is weak evidence that its model
 # learned anything about the recess: answering *Normal/Mild* every time already scores
 # about 45 % on the real labels, and an accuracy measured on a 20 % validation split of
-# about 400 studies is uncertain by about 2.5 points (one standard error, printed above),
-# so the gap is a little over two standard errors. Accuracy alone cannot tell a model that
-# reads the image from one that leans on the majority class. Later chapters therefore
-# always print the majority baseline beside the model, and look at the confusion matrix.
+# about 400 studies is uncertain by about 2.5 points (one standard error, printed
+# above), so the gap is a little over two standard errors. Accuracy alone cannot tell a
+# model that reads the image from one that leans on the majority class. Later chapters
+# therefore always print the majority baseline beside the model, and look at the
+# confusion matrix.
 # ```
 
 # %% [markdown]
@@ -349,12 +367,18 @@ print(index["series_rule"].value_counts().to_dict(), "| Axial T2 series per stud
       index["n_series"].value_counts().sort_index().to_dict())
 excluded = index.attrs["excluded"]
 print(f"excluded: {excluded}")
-print(f"{len(index)} indexed + {len(excluded)} excluded = {index.attrs['n_studies']} studies")
+print(f"{len(index)} indexed + {len(excluded)} excluded = "
+      f"{index.attrs['n_studies']} studies")
 
-# %% [markdown]
-# Every phantom study has a coordinate row, so the rule's other branches do not fire
-# here. To see them, take the coordinate rows away from two studies, one with a single
-# Axial T2 series and one with several, and index again.
+# %%
+rules = index["series_rule"].value_counts().to_dict()
+Markdown(f"{DATA_LABEL}: "
+         + "; ".join([f"{n} {'study' if n == 1 else 'studies'} took the '{rule}' branch"
+                  for rule, n in rules.items()])
+         + f", and {len(excluded) or 'no'} "
+         + ("study was" if len(excluded) == 1 else "studies were") + " excluded. "
+         "To see every branch at work, take the coordinate rows away from two studies, "
+         "one with a single Axial T2 series and one with several, and index again.")
 
 # %%
 one = index.loc[index["n_series"] == 1, "study_id"].iloc[0]
@@ -393,7 +417,7 @@ else:
 # the labelled point, and below it a 5 cm square around the point. The slices are read
 # in the order of space, and the point is drawn at the pixel the table gives.
 
-# %%
+# %% mystnb={"image": {"alt": "One column per grade, one study each: above, the study's labelled axial slice with the labelled point ringed in red and letters marking the patient's sides; below, a zoom of five centimetres around that point. Titles give the study, its grade, the slice's instance number and size, and the point's pixel coordinates."}}
 examples = index.groupby("label").head(1).sort_values("label")
 slices = lss.data.survey.labelled_slices(root, examples)
 _ = lss.viz.plot_labelled_examples(slices, examples, data_label=DATA_LABEL)
@@ -417,7 +441,8 @@ first_file = sorted((root / "train_images" / str(examples["study_id"].iloc[0]) /
                      str(examples["series_id"].iloc[0])).glob("*.dcm"))[0]
 ds = pydicom.dcmread(first_file, stop_before_pixels=True)
 print(DATA_LABEL, "|", first_file.name)
-print("ImageOrientationPatient:", [round(float(v), 3) for v in ds.ImageOrientationPatient])
+print("ImageOrientationPatient:",
+      [round(float(v), 3) for v in ds.ImageOrientationPatient])
 
 # %% [markdown]
 # The first three numbers are the direction in which column numbers grow: about
@@ -431,14 +456,15 @@ print("ImageOrientationPatient:", [round(float(v), 3) for v in ds.ImageOrientati
 
 # %%
 pairs = lss.data.survey.subarticular_pairs(tables.coordinates)
-print(f"{DATA_LABEL}: left x > right x in {100 * pairs['left_is_right_of_image'].mean():.1f} % "
+print(f"{DATA_LABEL}: left x > right x in "
+      f"{100 * pairs['left_is_right_of_image'].mean():.1f} % "
       f"of {len(pairs)} left/right pairs")
 
 # %% [markdown]
 # On the real coordinate table, where present, the same count, split by whether both
 # labels were placed on the same series:
 
-# %%
+# %% mystnb={"image": {"alt": "Scatter plot of the x coordinate, in pixels, of the left-side label (vertical axis) against that of the right-side label (horizontal axis), one mark per real study labelled on both sides: circles where both labels lie on the same series, crosses where they lie on different series, and a dashed diagonal where the two are equal."}}
 if real is not None:
     real_pairs = lss.data.survey.subarticular_pairs(real.coordinates)
     _ = lss.viz.plot_left_right_x(real_pairs, data_label=REAL_DATA_LABEL)
@@ -446,8 +472,8 @@ if real is not None:
     print(real_pairs.groupby("same_series")["left_is_right_of_image"]
           .agg(share_left_x_greater="mean", pairs="size").round(4))
 else:
-    print("Real label tables not found here. Their README reports that 98.7 % of the real "
-          "left/right subarticular pairs have left x > right x.")
+    print("Real label tables not found here. Their README reports that 98.7 % of the "
+          "real left/right subarticular pairs have left x > right x.")
 
 # %% [markdown]
 # In the real table, where both labels sit on one series, the left label is to the
@@ -463,20 +489,21 @@ else:
 # image's left, which in the convention is where the patient's *right* is. The label
 # still says "left".
 
-# %%
+# %% mystnb={"image": {"alt": "Two panels of the same region around the middle of a labelled slice: left, as stored, with the labelled point ringed in red and the letters R on the image's left and L on its right; right, the slice flipped horizontally, the ring now on the other side of the canal and the letters swapped, under the same left-sided label. A dashed vertical line in both marks the middle column about which the flip mirrors."}}
 img, point, header = lss.data.survey.read_labelled_slice(root, examples.iloc[-1])
-_ = lss.viz.plot_flip(img, point, label="Left subarticular stenosis",
-                        zoom=30 / header.pixel_spacing[1],
-                        data_label=f"{DATA_LABEL}, study {examples['study_id'].iloc[-1]}")
+_ = lss.viz.plot_flip(
+    img, point, label="Left subarticular stenosis", zoom=30 / header.pixel_spacing[1],
+    data_label=f"{DATA_LABEL}, study {examples['study_id'].iloc[-1]}")
 
 # %% [markdown]
 # Both panels show the same 6 cm around the middle column of the image (dashed), about
 # which the flip mirrors. After the flip the point moved from column `x` to column
 # `width - 1 - x`, to the other side of the canal, and the letters show that it now
-# marks the patient's right recess, while the label did not change. A model trained on flipped
-# copies sees the patient's right recess half the time under a *left* label. Since the
-# two sides of one patient often differ in grade, that adds label noise, on top of
-# teaching the model that the side does not matter, which for this target is wrong.
+# marks the patient's right recess, while the label did not change. A model trained on
+# flipped copies sees the patient's right recess half the time under a *left* label.
+# Since the two sides of one patient often differ in grade, that adds label noise, on
+# top of teaching the model that the side does not matter, which for this target is
+# wrong.
 #
 # ```{note}
 # `lss.config.TrainConfig.horizontal_flip` is `True` by default only to reproduce the
@@ -506,60 +533,77 @@ _ = lss.viz.plot_flip(img, point, label="Left subarticular stenosis",
 #
 # ## Exercises
 #
+# Each exercise has a solution cell (folded on the website; empty in the student
+# notebooks, for your code) and a check cell that tests the answer.
+#
 # **Exercise 1.** Print the class distribution of `right_subarticular_stenosis_l4_l5`
 # on `DATA_DIR`, and, if you have them, on the real tables. Which target has the larger
 # majority class?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# right = column_name("right_subarticular_stenosis", LEVEL)
-# print(DATA_LABEL)
-# print(tables.train[right].value_counts(normalize=True))
-# if real is not None:
-#     print(REAL_DATA_LABEL)
-#     print(real.train[right].value_counts(normalize=True))
-# ```
+
+# %% tags=["solution", "hide-input"]
+right = column_name("right_subarticular_stenosis", LEVEL)
+print(DATA_LABEL)
+print(tables.train[right].value_counts(normalize=True))
+if real is not None:
+    print(REAL_DATA_LABEL)
+    print(real.train[right].value_counts(normalize=True))
+
+# %% tags=["check"]
+shares = tables.train[right].value_counts(normalize=True)
+assert right == "right_subarticular_stenosis_l4_l5" and np.isclose(shares.sum(), 1.0)
+print("Exercise 1: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # Compare the `Normal/Mild` share of both columns; that share is the accuracy of always
 # answering Normal/Mild, the number any model for that target must beat.
-# :::
+# </details>
 #
 # **Exercise 2.** List the studies of the index with more than one Axial T2 series.
 # For one of them, which series does the index use, and why is it not a guess?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# multi = index[index["n_series"] > 1]
-# print(multi[["study_id", "series_id", "instance_number", "series_rule"]])
-# s = tables.series
-# print(s[(s["study_id"] == multi["study_id"].iloc[0])
-#         & (s["series_description"] == "Axial T2")])
-# ```
+
+# %% tags=["solution", "hide-input"]
+multi = index[index["n_series"] > 1]
+print(multi[["study_id", "series_id", "instance_number", "series_rule"]])
+s = tables.series
+print(s[(s["study_id"] == multi["study_id"].iloc[0])
+        & (s["series_description"] == "Axial T2")])
+
+# %% tags=["check"]
+assert len(multi) and (multi["n_series"] > 1).all()
+assert (multi["series_rule"] == "coordinates").all()  # chosen by the table, not guessed
+print("Exercise 2: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # `series_rule` is `"coordinates"`: the radiologist's coordinate row for this study,
 # condition and level names the series and the slice on which the level was labelled.
-# :::
+# </details>
 #
 # **Exercise 3.** A slice is 448 pixels wide and a label sits at `x = 300`. Where is it
 # after a horizontal flip? Would flipping be just as harmful for *spinal canal*
 # stenosis?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# flipped, (fx, fy) = lss.viz.flip_horizontal(np.zeros((448, 448)), (300.0, 200.0))
-# print(fx)  # 147.0 = 448 - 1 - 300
-# ```
+
+# %% tags=["solution", "hide-input"]
+flipped, (fx, fy) = lss.viz.flip_horizontal(np.zeros((448, 448)), (300.0, 200.0))
+print(fx)  # 147.0 = 448 - 1 - 300
+
+# %% tags=["check"]
+assert (fx, fy) == (448 - 1 - 300, 200.0)
+print("Exercise 3: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # Spinal canal stenosis is graded in the middle of the canal and names no side, so a
 # flip keeps its meaning (it only mirrors an asymmetric canal). For a one-sided label,
 # such as left subarticular stenosis, the flip moves the lesion to the other side.
-# :::
+# </details>
 #
 # ## What's next?
 #
@@ -570,7 +614,7 @@ _ = lss.viz.plot_flip(img, point, label="Left subarticular stenosis",
 # ## Resources and references
 #
 # - RSNA 2024 Lumbar Spine Degenerative Classification, the competition and its data:
-#   <https://www.kaggle.com/competitions/rsna-2024-lumbar-spine-degenerative-classification>
+#   <https://www.kaggle.com/c/rsna-2024-lumbar-spine-degenerative-classification>
 # - DICOM Image Plane Module (`ImagePositionPatient`, `ImageOrientationPatient`):
 #   <https://dicom.nema.org/medical/dicom/current/output/chtml/part03/sect_C.7.6.2.html>
 # - A review of the Lee grading system for lumbar stenosis on MRI:

@@ -52,14 +52,25 @@
 # In Colab, the next cell installs the `lss` package; elsewhere it does nothing.
 
 # %%
-# In Colab only: install lss from its repository (`make book` has installed it elsewhere).
+# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
 import sys
 
 if "google.colab" in sys.modules:
+    import os
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lss @ git+https://github.com/lss-book/lss"], check=True)
+    from google.colab import userdata
+
+    requirement = "lss @ git+https://github.com/lss-book/lss@v0.1.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                   check=True)
+    os.makedirs("/content/book", exist_ok=True)
+    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
+        try:
+            os.environ[name] = userdata.get(name)
+        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
 
 # %% [markdown]
 # All imports, in one place.
@@ -67,7 +78,6 @@ if "google.colab" in sys.modules:
 # %%
 import json
 import os
-import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -75,6 +85,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pydicom
+from IPython.display import Markdown, display
 
 import lss.data
 import lss.data.sources
@@ -90,8 +101,8 @@ from lss.config import SEVERITIES, PreprocessConfig
 # starting a process would cost more than it saves; see {doc}`benchmarks`).
 
 # %% tags=["parameters"]
-DATA_DIR = "../data/phantom"  # a root in the Kaggle layout; the phantom is made here if absent
-DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your own Kaggle credentials, ~35 GB)
+DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
 SEED = 0
@@ -110,7 +121,8 @@ root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
 DATA_LABEL = lss.run.data_label(root)
 tables = lss.data.load_tables(root)
 index = lss.data.build_index(tables, CONDITION, LEVEL)
-print(f"{DATA_LABEL}: {len(index)} studies indexed, {len(index.attrs['excluded'])} excluded")
+print(f"{DATA_LABEL}: {len(index)} studies indexed, "
+      f"{len(index.attrs['excluded'])} excluded")
 
 # %% [markdown]
 # ## Choosing the series
@@ -146,7 +158,8 @@ row[["study_id", "series_id", "instance_number", "series_rule", "n_series"]].to_
 
 # %%
 first = index[index["series_rule"] == "coordinates"].iloc[0]
-header = lss.data.scan_series(lss.data.series_dir(root, first["study_id"], first["series_id"]))
+header = lss.data.scan_series(
+    lss.data.series_dir(root, first["study_id"], first["series_id"]))
 ds = pydicom.dcmread(header.paths[0], stop_before_pixels=True)
 print(DATA_LABEL, "|", header.series_dir.relative_to(root), "|", header.paths[0].name)
 for tag in ("InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
@@ -179,21 +192,29 @@ order.round(1)
 # %% [markdown]
 # The figure shows the same thing for this series.
 
-# %%
+# %% mystnb={"image": {"alt": "Two panels. Left: each slice's position along the slice normal, in millimetres, against its InstanceNumber, the labelled slice a red star; right: for each slice in spatial order, its rank when the files are sorted by InstanceNumber (circles) and by file name (crosses), beside the grey diagonal of the spatial order."}}
 _ = lss.viz.plot_slice_order(header, labelled_instance=int(first["instance_number"]),
                                data_label=DATA_LABEL)
 plt.tight_layout()
 
+# %%
+grows_up = bool(np.corrcoef(order.instance_number, order.position_mm)[0, 1] > 0)
+by_name = bool((order.name_rank == order.spatial_rank).all())
+Markdown(
+    f"On the left, position {'rises' if grows_up else 'falls'} as `InstanceNumber` "
+    f"grows: this series numbers its slices from the "
+    f"{'feet toward the head' if grows_up else 'head toward the feet'}, while the "
+    f"normal points {'to the head' if normal[2] > 0 else 'to the feet'} (its z "
+    f"component is {normal[2]:+.2f}; DICOM's z axis points to the head). Jumps in "
+    f"position are the gaps between short stacks, one per disc. On the right, sorting "
+    f"by `InstanceNumber` gives the spatial order{'' if grows_up else ' *reversed*'}, "
+    f"and sorting file names as text (`\"10.dcm\"` before `\"9.dcm\"`) "
+    f"{'happens to give it too' if by_name else 'gives neither'}.")
+
 # %% [markdown]
-# On the left, position falls as `InstanceNumber` grows: this series numbers its
-# slices from the head toward the feet, while the normal points to the head. The gaps
-# are the jumps between short stacks, one per disc. On the right, sorting by
-# `InstanceNumber` gives the spatial order *reversed* (the falling line), and sorting
-# file names as text (`"10.dcm"` before `"9.dcm"`) gives neither.
-#
-# How common is each direction? `lss.data.survey.window_survey` reads every indexed series'
-# headers (no pixels) and records, among other things, which way its instance numbers
-# run.
+# How common is each direction? `lss.data.survey.window_survey` reads every indexed
+# series' headers (no pixels) and records, among other things, which way its instance
+# numbers run.
 
 # %%
 survey = lss.data.survey.window_survey(root, index, n_slices=N_SLICES)
@@ -236,24 +257,34 @@ print(lss.data.window_indices(20, 1, N_SLICES), lss.data.window_indices(5, 3, N_
 # titled with its position in the window, its index in the series, its
 # `InstanceNumber`, and its distance from the labelled slice along the normal.
 
-# %%
+# %% mystnb={"image": {"alt": "The level window's slices in spatial order, four to a row, each titled with its place in the window, its index in the series, its InstanceNumber and its distance in millimetres from the labelled slice; the labelled slice is framed in red, with the labelled point ringed."}}
 config = PreprocessConfig(n_slices=N_SLICES, image_size=IMAGE_SIZE)
 window = lss.data.level_window(header, int(first["instance_number"]), config,
                                centre_xy=(first["x"], first["y"]))
 scale = (IMAGE_SIZE / header.shape[1], IMAGE_SIZE / header.shape[0])
-_ = lss.viz.plot_window(window.volume, indices=window.indices,
-                          instance_numbers=window.instance_numbers,
-                          positions=header.positions[window.indices],
-                          point=(first["x"] * scale[0], first["y"] * scale[1]),
-                          title=f"study {first['study_id']}, {SEVERITIES[first['label']]}",
-                          data_label=DATA_LABEL)
+_ = lss.viz.plot_window(
+    window.volume, indices=window.indices, instance_numbers=window.instance_numbers,
+    positions=header.positions[window.indices],
+    point=(first["x"] * scale[0], first["y"] * scale[1]),
+    title=f"study {first['study_id']}, {SEVERITIES[first['label']]}",
+    data_label=DATA_LABEL)
 
 # %% [markdown]
-# The framed slice is the labelled one, with its point. Look at the distances: this
-# series is made of short stacks, one per disc (the gaps in the previous figure), so
-# 8 consecutive slices reach tens of millimetres up and down, into the neighbouring
-# discs and vertebral bodies. The window is counted in slices, not millimetres. How
-# far do windows reach across the whole index?
+# The framed slice is the labelled one, with its point. Look at the distances, and
+# the sentence computed from them:
+
+# %%
+span = float(np.ptp(header.positions[window.indices]))
+gaps = np.diff(header.positions)
+Markdown(f"This window's {N_SLICES} slices span {span:.1f} mm from first to last; the "
+         f"series' slices are {np.median(gaps):.1f} mm apart at the median and up to "
+         f"{gaps.max():.1f} mm at its largest jump"
+         + (", the gap between two short stacks, one per disc."
+            if gaps.max() > 2 * np.median(gaps) else ", without a jump between stacks.")
+         + " The window is counted in slices, not millimetres.")
+
+# %% [markdown]
+# How far do windows reach across the whole index?
 
 # %%
 print(DATA_LABEL, f"| {N_SLICES}-slice windows span (mm, first to last slice):")
@@ -273,7 +304,7 @@ edge[["study_id", "n_in_series", "centre", "span_mm"]].head(3)
 # length, the window runs out of slices. To see the rule at work, take the series above
 # and suppose the label were on its second slice (index 1):
 
-# %%
+# %% mystnb={"image": {"alt": "The slices of a window centred on the series' second slice, four to a row, titled as in the window above: the series' first slice fills the places before the centre, its copies marked repeat, and the centred slice is framed in red."}}
 e_window = lss.data.level_window(header, int(header.instance_numbers[1]), config)
 _ = lss.viz.plot_window(e_window.volume, indices=e_window.indices,
                           instance_numbers=e_window.instance_numbers,
@@ -296,12 +327,13 @@ _ = lss.viz.plot_window(e_window.volume, indices=e_window.indices,
 # pixels). Here are the three stages of the labelled slice, the last one taken from the
 # window above, with the histogram of its intensities under each.
 
-# %%
+# %% mystnb={"image": {"alt": "Three columns, the labelled slice as stored, resized, and scaled to the range zero to one, each image above the histogram of its pixel intensities, with the number of pixels on a logarithmic axis."}}
 raw, point, _header = lss.data.survey.read_labelled_slice(root, first)
 resized = lss.data.resize_slice(raw, IMAGE_SIZE)
 scaled = window.volume[N_SLICES // 2]
-_ = lss.viz.plot_preprocessing_steps({"as stored": raw, "resized": resized,
-                                        "scaled to [0, 1]": scaled}, data_label=DATA_LABEL)
+_ = lss.viz.plot_preprocessing_steps(
+    {"as stored": raw, "resized": resized, "scaled to [0, 1]": scaled},
+    data_label=DATA_LABEL)
 plt.tight_layout()
 
 # %% [markdown]
@@ -323,13 +355,15 @@ print(DATA_LABEL, f"| pixel size after resizing to {IMAGE_SIZE}: "
 # 2 to 4 pixels across: the grade has to be read from a handful of pixels. Here is the
 # same 3 cm around the labelled point before and after:
 
-# %%
+# %% mystnb={"image": {"alt": "Two panels of the same three-centimetre square around the labelled point, ringed in red: left, the slice as stored; right, the same region in the model's input, after resizing and scaling."}}
 half_px = 15 / header.pixel_spacing[1]
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.8))
+fig, axes = lss.viz.page_subplots(1, 2, height=3.8)
 lss.viz.plot_slice(raw, point=point, zoom=half_px, ax=axes[0], title="as stored")
 lss.viz.plot_slice(scaled, point=(point[0] * scale[0], point[1] * scale[1]),
-                     zoom=half_px * scale[0], ax=axes[1], title=f"in the {IMAGE_SIZE}-pixel input")
-_ = fig.suptitle(f"{DATA_LABEL}, study {first['study_id']}: 3 cm around the point", fontsize=9)
+                   zoom=half_px * scale[0], ax=axes[1],
+                   title=f"in the {IMAGE_SIZE}-pixel input")
+_ = fig.suptitle(f"{DATA_LABEL}, study {first['study_id']}: 3 cm around the point",
+                 fontsize=9)
 
 # %% [markdown]
 # The root, its fat and the facet that narrows the recess are each a few pixels in the
@@ -348,20 +382,24 @@ print(DATA_LABEL, f"| {len(ns)} of {len(survey)} series are not square, e.g.",
 # %% [markdown]
 # One of them, before and after:
 
-# %%
+# %% mystnb={"image": {"alt": "Two columns, a non-square slice as stored and after resizing to a square, each image above the histogram of its pixel intensities, with the number of pixels on a logarithmic axis."}}
 if len(ns):
     r = index[index["study_id"] == ns["study_id"].iloc[0]].iloc[0]
     img = lss.data.survey.read_labelled_slice(root, r)[0]
-    lss.viz.plot_preprocessing_steps({"as stored": img,
-                                        "resized": lss.data.resize_slice(img, IMAGE_SIZE)},
-                                       data_label=f"{DATA_LABEL}, study {r['study_id']}")
+    lss.viz.plot_preprocessing_steps(
+        {"as stored": img, "resized": lss.data.resize_slice(img, IMAGE_SIZE)},
+        data_label=f"{DATA_LABEL}, study {r['study_id']}")
     plt.tight_layout()
+    rows, cols = int(ns["rows"].iloc[0]), int(ns["columns"].iloc[0])
+    display(Markdown(
+        f"The body is stretched {'vertically' if rows < cols else 'horizontally'} by "
+        f"{max(rows, cols) / min(rows, cols):.2f} "
+        f"({max(rows, cols)} / {min(rows, cols)}, "
+        f"the ratio of its columns to its rows). The model is shown anatomy in "
+        f"proportions that differ between studies; a crop in millimetres, or padding "
+        f"to a square before resizing, would avoid that."))
 
 # %% [markdown]
-# The body is stretched vertically by the ratio of columns to rows. The model is shown
-# anatomy in proportions that differ between studies; a crop in millimetres, or padding
-# to a square before resizing, would avoid that.
-#
 # **Why scale each window on its own?** MRI intensities have no absolute unit: each
 # series has its own gain, which depends on the scanner, the coil and the settings, so
 # the same tissue has different values in different studies. The 99.5th percentile of
@@ -392,8 +430,7 @@ demo = lss.data.TensorCache(root, config, cache_dir=demo_dir)
 cold = demo.prepare(index, workers=WORKERS)
 warm = demo.prepare(index, workers=WORKERS)
 used = WORKERS or lss.data.cache.default_workers(cold.written)
-print(f"{DATA_LABEL}, {platform.machine()} with {os.cpu_count()} CPU cores "
-      f"({platform.platform(terse=True)}), {used} process(es)")
+print(f"{DATA_LABEL}, {os.cpu_count()} CPU cores, {used} process(es)")
 print(f"cold: {cold}\nwarm: {warm}")
 
 # %% [markdown]
@@ -422,17 +459,21 @@ print(f"image_size={IMAGE_SIZE}: {demo.dir.name}\nimage_size=64:  {other.dir.nam
 # Two more safeguards:
 #
 # - **Atomic writes.** Each entry is written to a temporary file in the same folder,
-#   flushed to disk, and renamed into place with `os.replace`, which is atomic. A run
-#   killed mid-write leaves no half-written entry under the entry's name, so a later
-#   run cannot read one. No temporary file is left here:
+#   closed, and renamed into place with `os.replace`, which is atomic. A run killed
+#   mid-write leaves no half-written entry under the entry's name, so a later run
+#   cannot read one. There is no `fsync`: after a power cut, an entry whose bytes had
+#   not reached the disk fails its fingerprint check or its load, and is computed
+#   again. No temporary file is left here:
 
 # %%
 print("temporary files left:", list(demo.dir.glob(".*.tmp")))
 
 # %% [markdown]
-# - **Stale entries.** Each entry stores a fingerprint of its series folder (file names,
-#   sizes and modification times). If the series changes (a re-download, a fixed
-#   file), the entry is recomputed instead of being read.
+# - **Stale entries.** Each entry stores a fingerprint of its series folder (each file's
+#   name, size, modification and status-change times and inode), so that even a
+#   same-size edit whose modification time was put back is noticed. If the series
+#   changes (a re-download, a fixed file), the entry is recomputed instead of being
+#   read.
 #
 # The demonstration folder is removed; the windows the next chapters use go into
 # `CACHE_DIR`, where a second run of this chapter, or chapter 3, finds them.
@@ -461,7 +502,7 @@ print(f"{DATA_LABEL}\nx: shape {x.shape}, dtype {x.dtype}, range [{x.min():.2f},
 # is `(batch, 8, 128, 128, 1)`, and the label is one of three classes. This is exactly
 # what the model of chapter 3 will see for the first study:
 
-# %%
+# %% mystnb={"image": {"alt": "The first study's model input: its window's slices in spatial order, four to a row, on one grey scale from zero to one, each titled with its place in the window, the middle, labelled slice framed in red."}}
 _ = lss.viz.plot_window(x[0], title=f"model input x[0], label {SEVERITIES[y[0]]}",
                           data_label=DATA_LABEL, vmin=0, vmax=1)
 
@@ -489,55 +530,75 @@ _ = lss.viz.plot_window(x[0], title=f"model input x[0], label {SEVERITIES[y[0]]}
 #
 # ## Exercises
 #
+# Each exercise has a solution cell (folded on the website; empty in the student
+# notebooks, for your code) and a check cell that tests the answer.
+#
 # **Exercise 1.** For a window of 8 slices, which indices does the edge rule give for
 # the labelled slice at index 0 of a 3-slice series? Where is the labelled slice in the
 # window?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# lss.data.window_indices(3, 0, 8)   # array([0, 0, 0, 0, 0, 1, 2, 2])
-# ```
+
+# %% tags=["solution", "hide-input"]
+lss.data.window_indices(3, 0, 8)   # array([0, 0, 0, 0, 0, 1, 2, 2])
+
+# %% tags=["check"]
+assert lss.data.window_indices(3, 0, 8).tolist() == [0, 0, 0, 0, 0, 1, 2, 2]
+print("Exercise 1: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # The labelled slice (index 0) is at position `8 // 2 = 4` of the window, as always;
 # slice 0 fills positions 0-4 and slice 2 is repeated at the end.
-# :::
+# </details>
 #
 # **Exercise 2.** Sort the files of the first series by `InstanceNumber` and compare
 # with the spatial order from `lss.data.scan_series`. Are they equal, reversed, or
 # neither?
 #
-# :::{admonition} Solution
-# :class: dropdown
+
+# %% tags=["solution", "hide-input"]
+by_instance = sorted(header.paths, key=lambda p: int(pydicom.dcmread(
+    p, stop_before_pixels=True).InstanceNumber))
+spatial = list(header.paths)
+print(by_instance == spatial, by_instance == spatial[::-1])
+
+# %% tags=["check"]
+assert sorted(by_instance) == sorted(spatial)  # the same files, maybe in another order
+print("equal" if by_instance == spatial else
+      "reversed" if by_instance == spatial[::-1] else "neither", f"({DATA_LABEL})")
+print("Exercise 2: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
-# ```python
-# by_instance = sorted(header.paths, key=lambda p: int(pydicom.dcmread(
-#     p, stop_before_pixels=True).InstanceNumber))
-# spatial = list(header.paths)
-# print(by_instance == spatial, by_instance == spatial[::-1])
-# ```
-#
-# For the study used above, `by_instance == spatial[::-1]`: the instance numbers run
-# toward the feet, the positions toward the head.
-# :::
+# The line above says which, for this series: "reversed" when its instance numbers run
+# toward the feet while the positions run toward the head (the figure of "Ordering
+# slices in space" shows the same series).
+# </details>
 #
 # **Exercise 3.** Make a cache with windows of 4 slices of 64 x 64 pixels in a temporary
 # folder. How large is the training set in memory, compared with the paper's setting?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# small = lss.data.TensorCache(root, PreprocessConfig(n_slices=4, image_size=64),
-#                              cache_dir=tempfile.mkdtemp())
-# xs = small.load(index)
-# print(xs.shape, xs.nbytes / x.nbytes)   # (N, 4, 64, 64), 1/8 of the memory
-# ```
+
+# %% tags=["solution", "hide-input"]
+small = lss.data.TensorCache(root, PreprocessConfig(n_slices=4, image_size=64),
+                             cache_dir=tempfile.mkdtemp())
+xs = small.load(index)
+print(xs.shape, xs.nbytes / x.nbytes)   # (N, 4, 64, 64), 1/8 of the memory
+
+# %% tags=["check"]
+assert xs.shape == (len(index), 4, 64, 64)
+assert np.isclose(xs.nbytes / x.nbytes, 1 / 8)
+assert small.dir.name != cache.dir.name  # another settings key
+print("Exercise 3: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # Half the slices and a quarter of the pixels per slice: one eighth of the memory, and
 # a new settings key, so neither cache can be read for the other.
-# :::
+# </details>
 #
 # ## What's next?
 #

@@ -54,14 +54,25 @@
 # In Colab, the next cell installs the `lss` package; elsewhere it does nothing.
 
 # %%
-# In Colab only: install lss from its repository (`make book` has installed it elsewhere).
+# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
 import sys
 
 if "google.colab" in sys.modules:
+    import os
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lss @ git+https://github.com/lss-book/lss"], check=True)
+    from google.colab import userdata
+
+    requirement = "lss @ git+https://github.com/lss-book/lss@v0.1.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                   check=True)
+    os.makedirs("/content/book", exist_ok=True)
+    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
+        try:
+            os.environ[name] = userdata.get(name)
+        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
 
 # %% [markdown]
 # All imports, in one place. Keras reads its backend (`KERAS_BACKEND`: `tensorflow`,
@@ -70,8 +81,11 @@ if "google.colab" in sys.modules:
 # %%
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 
+import lss.comparison
 import lss.data
 import lss.data.loader
 import lss.data.sources
@@ -83,15 +97,21 @@ import lss.paper
 import lss.run
 import lss.train
 import lss.viz
-from lss.config import Config
+from lss.config import (
+    PAPER_EPOCHS,
+    PAPER_RESULTS,
+    REAL_CLASS_COUNTS,
+    REAL_MAJORITY_SHARE,
+    Config,
+)
 
 # %% [markdown]
 # The settings. `EPOCHS = None` means: the paper's 20 on a GPU or TPU, `CPU_EPOCHS` on a
 # CPU. `MIXED_PRECISION = None` means: where the device has it.
 
 # %% tags=["parameters"]
-DATA_DIR = "../data/phantom"  # a root in the Kaggle layout; the phantom is made here if absent
-DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your own Kaggle credentials, ~35 GB)
+DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
 SEED = 0
@@ -130,7 +150,8 @@ pd.Series(accelerator, name="this machine").to_frame()
 epochs = lss.device.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
 if accelerator["kind"] == "CPU" and EPOCHS is None:
     print(f"No GPU or TPU: a short run of {epochs} epochs on the CPU "
-          f"({accelerator['cpu_count']} cores). The paper trains 20; see 'What it costs'.")
+          f"({accelerator['cpu_count']} cores). The paper trains 20; "
+          "see 'What it costs'.")
 else:
     print(f"{accelerator['label']}: {epochs} epochs")
 
@@ -155,7 +176,8 @@ print(f"{accelerator['label']}: dtype policy '{policy}'")
 # %%
 demo = lss.model.build_from_config(config)
 pd.DataFrame([(layer.name, layer.compute_dtype, layer.variable_dtype)
-              for layer in demo.layers[1:]], columns=["layer", "computes in", "weights in"])
+              for layer in demo.layers[1:]],
+             columns=["layer", "computes in", "weights in"])
 
 # %% [markdown]
 # On a GPU the table reads float16 / float32 for every layer except two, which
@@ -251,8 +273,9 @@ result = lss.train.train_on_device(
 
 # %%
 manifest = lss.run.RunDir(RUN_DIR).read_manifest()
-{k: manifest[k] for k in ("status", "precision", "loader", "epochs_run", "train_seconds",
-                          "n_train", "n_val", "class_counts")} | {"data": DATA_LABEL}
+({k: manifest[k] for k in ("status", "precision", "loader", "epochs_run",
+                           "train_seconds", "n_train", "n_val", "class_counts")}
+ | {"data": DATA_LABEL})
 
 # %% [markdown]
 # The references for this split: always answering the training split's most frequent
@@ -264,32 +287,52 @@ y_train = result.split.loc[result.split.split == "train", "label"]
 y_val = result.split.loc[result.split.split == "val", "label"]
 majority = lss.metrics.majority_baseline(y_train, y_val)["accuracy"]
 prior = lss.metrics.prior_baseline(y_train, y_val)["log_loss"]
-print(f"{DATA_LABEL}: always Normal/Mild {majority:.3f}; class-share log loss {prior:.4f}")
+print(f"{DATA_LABEL}: always Normal/Mild {majority:.3f}; "
+      f"class-share log loss {prior:.4f}")
 
 # %% [markdown]
 # The curves, saved in the run folder beside the model:
 
-# %%
+# %% mystnb={"image": {"alt": "Accuracy (left) and loss (right) per epoch of the full run, training and validation curves, with the majority-class accuracy as a dashed line on the accuracy panel and the class-share log loss as a dotted line on the loss panel."}}
 axes = lss.viz.plot_history(result.history, baseline_accuracy=majority,
-                              data_label=DATA_LABEL)
+                            data_label=DATA_LABEL)
 axes[0].set_ylim(0, 1)
 axes[1].axhline(prior, color="grey", linestyle=":", label="class shares only")
 axes[1].legend()
-_ = axes[0].figure.savefig(RUN_DIR / "training_curves.png", dpi=120, bbox_inches="tight")
+_ = axes[0].figure.savefig(RUN_DIR / "training_curves.png", dpi=150,
+                           bbox_inches="tight")
 
 # %% [markdown]
 # Read the loss panel against the dotted line: a validation loss that settles on it has
 # learned the class frequencies and little else; a validation loss below it has found
 # something in the images. The accuracy panel says the same through the dashed line.
-# The model kept in `best.keras` is that of the lowest validation loss.
-#
+# The model kept in `best.keras` is that of the lowest validation loss. What this run's
+# curves say, read off them by code:
+
+# %%
+Markdown(f"On {DATA_LABEL}, at this budget ({len(result.history)} epochs), "
+         + lss.comparison.describe_history(result.history, majority=majority,
+                                           prior=prior)
+         + ".")
+
+# %% [markdown]
 # ## Beside the paper
 #
 # The paper reports four losses, the first and last epoch's, and a final validation
-# accuracy of 51.09 %, on the real RSNA 2024 scans. On those labels, two references
-# are computed the same way as ours: always answering Normal/Mild scores 44.9 %
-# (887 of 1,972 studies), and always predicting the class shares (45 / 32 / 23 %) has a
-# log loss of 1.063. Each column below names its data:
+# accuracy, on the real RSNA 2024 scans. On those labels, two references are computed
+# the same way as ours:
+
+# %%
+real_shares = np.asarray(REAL_CLASS_COUNTS) / sum(REAL_CLASS_COUNTS)
+Markdown(f"The paper's final validation accuracy is "
+         f"{PAPER_RESULTS['val_accuracy']:.2%}. "
+         f"On the real labels, always answering Normal/Mild scores "
+         f"{REAL_MAJORITY_SHARE:.1%} ({REAL_CLASS_COUNTS[0]:,} of "
+         f"{sum(REAL_CLASS_COUNTS):,} studies), and always predicting the class "
+         f"shares ("
+         + " / ".join(f"{v:.1%}" for v in real_shares)
+         + f") has a log loss of {lss.metrics.real_prior_log_loss():.3f}. Each column "
+         f"below names its data:")
 
 # %%
 pd.set_option("display.max_colwidth", 60)
@@ -299,19 +342,28 @@ lss.paper.paper_comparison(result.history, majority_accuracy=majority,
 # %% [markdown]
 # And as curves, the paper's reported points as open markers at epochs 1 and 20:
 
-# %%
+# %% mystnb={"image": {"alt": "Loss (left) and validation accuracy (right) per epoch: this run's curves with filled markers, and as open markers the paper's reported losses at its first and last epoch and its final accuracy. Grey dashed lines give the references of this run's split, the class-share loss and always answering Normal/Mild, and black dotted lines those of the real labels; the legends sit under the panels."}}
 axes = lss.viz.plot_paper_comparison(result.history, majority_accuracy=majority,
-                                           data_label=DATA_LABEL, prior_log_loss=prior)
-_ = axes[0].figure.savefig(RUN_DIR / "paper_comparison.png", dpi=120, bbox_inches="tight")
+                                     data_label=DATA_LABEL, prior_log_loss=prior)
+_ = axes[0].figure.savefig(RUN_DIR / "paper_comparison.png", dpi=150,
+                           bbox_inches="tight")
+
+# %%
+real_prior = lss.metrics.real_prior_log_loss()
+paper_acc = PAPER_RESULTS["val_accuracy"]
+paper_loss = PAPER_RESULTS["val_loss_last_epoch"]
+Markdown(
+    f"Compare each curve with the references *of its own data*, never across columns. "
+    f"The paper's validation loss ends {abs(real_prior - paper_loss):.3f} "
+    f"{'below' if paper_loss < real_prior else 'above'} its class-share line "
+    f"({paper_loss:.3f} against {real_prior:.3f}) and its accuracy "
+    f"{100 * (paper_acc - REAL_MAJORITY_SHARE):.1f} points above always answering "
+    f"Normal/Mild ({paper_acc:.1%} against {REAL_MAJORITY_SHARE:.1%}): a small margin "
+    f"over a model that ignores the images. This run's column comes from {DATA_LABEL}: "
+    f"it shows that the code runs and how to read such curves, not how the model would "
+    f"do on real scans.")
 
 # %% [markdown]
-# Compare each curve with the references *of its own data*, never across columns. The
-# paper's validation loss ends 0.03 below its class-share line (1.036 against 1.063) and
-# its accuracy 6 points above always answering Normal/Mild (51.1 % against 44.9 %): a
-# small margin over a model that ignores the images. This run's numbers come from the
-# synthetic phantom; they show that the code runs and how to read such curves, not how
-# the model would do on real scans.
-#
 # :::{note}
 # **Reproducing on the real data.** With the competition data downloaded (Kaggle
 # account, about 35 GB), run every chapter on it, 20 epochs:
@@ -326,16 +378,19 @@ _ = axes[0].figure.savefig(RUN_DIR / "paper_comparison.png", dpi=120, bbox_inche
 # ## What it costs
 #
 # Every epoch's wall time is in the history (`epoch_seconds`, validation included).
-# The first epoch also traces and compiles the model, so it is reported apart. For
-# comparison, on an NVIDIA H200 (JAX backend, mixed precision) the same run on the
-# phantom took 7.8 s for the first epoch and about 0.41 s for each further one.
+# The first epoch also traces and compiles the model, so it is reported apart. Figures
+# measured on other machines, a GPU among them, are on the {doc}`benchmarks` page, each
+# with the machine it came from.
 
 # %%
 seconds = result.history["epoch_seconds"]
-per_epoch = float(seconds.iloc[1:].median()) if len(seconds) > 1 else float(seconds.iloc[0])
-print(f"{accelerator['label']}, {DATA_LABEL}:\n  first epoch {seconds.iloc[0]:.1f} s, then "
+per_epoch = (float(seconds.iloc[1:].median()) if len(seconds) > 1
+             else float(seconds.iloc[0]))
+print(f"{accelerator['label']}, {DATA_LABEL}:\n"
+      f"  first epoch {seconds.iloc[0]:.1f} s, then "
       f"{per_epoch:.1f} s per epoch; {len(seconds)} epochs took {seconds.sum():.0f} s\n"
-      f"  the paper's 20 epochs: about {(seconds.iloc[0] + 19 * per_epoch) / 60:.1f} min")
+      f"  the paper's 20 epochs: about "
+      f"{(seconds.iloc[0] + 19 * per_epoch) / 60:.1f} min")
 
 # %% [markdown]
 # Is the loader the bottleneck? An epoch reads the training and the validation batches
@@ -348,24 +403,29 @@ print(f"{accelerator['label']}: the model takes {n_batches / per_epoch:.1f} batc
       f"the cache read in the loop gives {rates.iloc[0]:.0f}, with 4 threads "
       f"{rates.iloc[1]:.0f} ({DATA_LABEL})")
 
+# %%
+margin = rates.iloc[0] / (n_batches / per_epoch)
+Markdown(f"Here ({accelerator['label']}) the cache read in the loop delivers "
+         f"{margin:.0f} times the batches the model takes"
+         + (": the model is the bottleneck, and threads would only take cores from "
+            "it, which is why `loader_settings` reads in the loop on a CPU."
+            if margin > 3 else
+            ": a small margin, and the threads that read ahead are what keeps the "
+            "model from waiting for the disk.")
+         + " On a GPU the step is much faster and the margin shrinks; a faster step (a "
+           "larger batch, a leaner model) makes the loader the bottleneck.")
+
 # %% [markdown]
-# On a CPU the model is the bottleneck by far, and threads would only take cores from
-# it, which is why `loader_settings` reads in the loop there. On a GPU the margin
-# shrinks. On an NVIDIA H200 (JAX backend, mixed precision, the phantom) we measured
-# the model at about 60 batches per second, the cache read in the loop at about 100 and
-# with 4 threads at about 200: a margin of two to three, not a hundred. A faster step (a
-# larger batch, a leaner model) would make the loader the bottleneck, and the threads
-# that read ahead are what keeps the GPU from waiting for the disk.
-#
-# The real data has 1,972 labelled studies instead of the phantom's 200, so an epoch
-# there takes about ten times longer on the same machine. Scaled from the timing above
-# (an estimate, not a measurement):
+# The real data has more labelled studies than the phantom, so an epoch there takes
+# longer on the same machine. Scaled from the timing above (an estimate, not a
+# measurement):
 
 # %%
-scale = 1972 / len(index)
-print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,972 real "
-      f"studies, {20 * scale * per_epoch / 60:.0f} min for 20 epochs (estimated from "
-      f"{DATA_LABEL})")
+n_real = sum(REAL_CLASS_COUNTS)
+scale = n_real / len(index)
+print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on "
+      f"{n_real:,} real studies, {PAPER_EPOCHS * scale * per_epoch / 60:.0f} min for "
+      f"{PAPER_EPOCHS} epochs (estimated from {DATA_LABEL})")
 
 # %% [markdown]
 # :::{note}
@@ -392,62 +452,86 @@ print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on 1,9
 #
 # ## Exercises
 #
+# Each exercise has a solution cell (folded on the website; empty in the student
+# notebooks, for your code) and a check cell that tests the answer.
+#
 # **Exercise 1.** Beat the dummy. At which epochs, if any, is this run's validation
 # accuracy above always answering Normal/Mild, and its validation loss below the
 # class-share log loss?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# h = result.history
-# print(DATA_LABEL)
-# print("accuracy above the dummy at epochs", (h.epoch[h.val_accuracy > majority] + 1).tolist())
-# print("loss below the class shares at epochs", (h.epoch[h.val_loss < prior] + 1).tolist())
-# ```
+
+# %% tags=["solution", "hide-input"]
+h = result.history
+print(DATA_LABEL)
+above = (h.epoch[h.val_accuracy > majority] + 1).tolist()
+below = (h.epoch[h.val_loss < prior] + 1).tolist()
+print("accuracy above the dummy at epochs", above)
+print("loss below the class shares at epochs", below)
+
+# %% tags=["check"]
+assert above == [int(r.epoch) + 1 for r in h.itertuples() if r.val_accuracy > majority]
+assert below == [int(r.epoch) + 1 for r in h.itertuples() if r.val_loss < prior]
+print("Exercise 1: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # Empty lists mean the model has not beaten the dummy on this data. One validation
-# study is worth `100 / len(y_val)` points of accuracy (2.5 on the phantom's 40), so a
-# lead of one or two studies is within chance; chapter 5 looks at the predictions.
-# :::
+# study is worth `100 / len(y_val)` points of accuracy, so a lead of one or two studies
+# is within chance; chapter 5 looks at the predictions.
+# </details>
 #
 # **Exercise 2.** Time the loader with 1, 2, 4 and 8 threads, and with batches of 8
 # and 32. Where does adding threads stop helping on this machine?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# for size in (8, 32):
-#     for workers in (1, 2, 4, 8):
-#         ds = lss.data.loader.WindowDataset(paths, batch_size=size, workers=workers)
-#         rate = lss.data.loader.batches_per_second(ds, repeats=2)
-#         print(f"batch {size}, {workers} threads: {rate * size:.0f} studies/s")
-# ```
+
+# %% tags=["solution", "hide-input"]
+thread_rates = {}
+for size in (8, 32):
+    for workers in (1, 2, 4, 8):
+        ds = lss.data.loader.WindowDataset(paths, batch_size=size, workers=workers)
+        rate = lss.data.loader.batches_per_second(ds, repeats=2)
+        thread_rates[size, workers] = rate * size
+        print(f"batch {size}, {workers} threads: {rate * size:.0f} studies/s")
+
+# %% tags=["check"]
+assert len(thread_rates) == 8 and all(r > 0 for r in thread_rates.values())
+print("Exercise 2: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # Compare in studies per second, since the batch size changes. Threads help until the
 # disk or the CPU cores are busy; on a 2-core machine that is 2 to 4 threads.
-# :::
+# </details>
 #
 # **Exercise 3.** On a GPU, train once more with `mixed_precision=False` into another
 # folder and compare the time per epoch with the mixed-precision run.
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# fp32 = lss.train.train_on_device(
-#     root, Path(WORK_DIR) / "cnn_lstm_fp32", epochs=EPOCHS, cpu_epochs=CPU_EPOCHS,
-#     seed=SEED, config=config, cache_dir=CACHE_DIR, mixed_precision=False,
-#     overwrite=True)
-# for name, h in (("mixed", result.history), ("float32", fp32.history)):
-#     print(name, h.epoch_seconds.iloc[1:].median().round(2), "s per epoch")
-# ```
+
+# %% tags=["solution", "hide-input"]
+if accelerator["kind"] == "GPU":
+    fp32 = lss.train.train_on_device(
+        root, Path(WORK_DIR) / "cnn_lstm_fp32", epochs=EPOCHS, cpu_epochs=CPU_EPOCHS,
+        seed=SEED, config=config, cache_dir=CACHE_DIR, mixed_precision=False,
+        overwrite=True)
+    for name, h in (("mixed", result.history), ("float32", fp32.history)):
+        print(name, h.epoch_seconds.iloc[1:].median().round(2), "s per epoch")
+else:
+    fp32 = None
+    print(f"{accelerator['label']}: no GPU, so the float32 run is what already ran")
+
+# %% tags=["check"]
+assert fp32 is None or fp32.history["epoch_seconds"].notna().all()
+print("Exercise 3: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # This model is small and its batches are small (8 studies), so on a GPU part of the
 # step is overhead that precision does not change; the gain grows with the batch size.
 # On a CPU, `mixed_precision=False` is what already ran.
-# :::
+# </details>
 #
 # ## What's next?
 #
