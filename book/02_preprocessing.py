@@ -395,7 +395,7 @@ if len(ns):
         f"The body is stretched {'vertically' if rows < cols else 'horizontally'} by "
         f"{max(rows, cols) / min(rows, cols):.2f} "
         f"({max(rows, cols)} / {min(rows, cols)}, "
-        f"the ratio of its columns to its rows). The model is shown anatomy in "
+        f"its longer side over its shorter). The model is shown anatomy in "
         f"proportions that differ between studies; a crop in millimetres, or padding "
         f"to a square before resizing, would avoid that."))
 
@@ -444,7 +444,9 @@ print(f"cold: {cold}\nwarm: {warm}")
 
 # %%
 print(demo.dir.name, "|", sorted(p.name for p in demo.dir.iterdir())[:3], "...")
-print(json.dumps(json.loads((demo.dir / "settings.json").read_text()), indent=1))
+settings = json.loads((demo.dir / "settings.json").read_text())
+settings["root"] = "DATA_DIR"  # the data root's path, shown by name
+print(json.dumps(settings, indent=1))
 
 # %% [markdown]
 # Change any setting and the key changes, so windows made with other settings are never
