@@ -26,7 +26,7 @@
 #
 # 1. Six suspects and one rule
 # 2. A localiser for the recess
-# 3. Seven rows on one split
+# 3. One split, one row per change
 # 4. The table
 # 5. What the inputs hold: a linear probe
 # 6. Calibration of the best row
@@ -39,7 +39,7 @@
 # | --- | --- | --- |
 # | {doc}`02_preprocessing` | Necessary | The level window and `crop_mm` |
 # | {doc}`03_cnn_lstm` | Necessary | The model and its augmentation |
-# | {doc}`05_error_analysis` | Necessary | The reference points and how to read the scores |
+# | {doc}`05_error_analysis` | Necessary | The reference points; reading the scores |
 # | [The bootstrap][boot] | Helpful | For the intervals of the differences |
 #
 # [boot]: https://en.wikipedia.org/wiki/Bootstrapping_(statistics)
@@ -53,23 +53,36 @@
 # In Colab, the next cell installs the `lss` package; elsewhere it does nothing.
 
 # %%
-# In Colab only: install lss from its repository (`make book` has installed it elsewhere).
+# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
 import sys
 
 if "google.colab" in sys.modules:
+    import os
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lss @ git+https://github.com/lss-book/lss"], check=True)
+    from google.colab import userdata
+
+    requirement = "lss @ git+https://github.com/lss-book/lss@v0.1.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                   check=True)
+    os.makedirs("/content/book", exist_ok=True)
+    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
+        try:
+            os.environ[name] = userdata.get(name)
+        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
 
 # %% [markdown]
 # All imports, in one place.
 
 # %%
+import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import Markdown
 
 import lss.baselines
 import lss.comparison
@@ -87,24 +100,25 @@ from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, Config, LocaliserConf
 # The settings. `EPOCHS = None` means the paper's 20 epochs at its learning rate of 1e-4
 # for every row on a GPU or TPU, and on a CPU `CPU_EPOCHS` epochs at `CPU_LEARNING_RATE`
 # for every row: the same budget for every row, so that the comparison is fair.
-# `CLASS_WEIGHT`, `CROP_MM`, `ROI_IMAGE_SIZE` and `LEVEL_SLICES` shape rows 3 to 6;
-# `LOCALISER_SIZE` and `LOCALISER_EPOCHS` the localiser. `REAL_RUN_DIR` may name
-# the output folder of your own run on the RSNA data (see the last section).
+# `CLASS_WEIGHT`, `CROP_MM`, `ROI_IMAGE_SIZE` and `LEVEL_SLICES` shape the rows of
+# those names below; `LOCALISER_SIZE` and `LOCALISER_EPOCHS` the localiser.
+# `REAL_RUN_DIR` may name the output folder of your own run on the RSNA data (see the
+# last section).
 
 # %% tags=["parameters"]
-DATA_DIR = "../data/phantom"  # a root in the Kaggle layout; the phantom is made here if absent
-DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your own Kaggle credentials, ~35 GB)
+DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
 SEED = 0
 EPOCHS = None          # None: 20 (the paper) on a GPU or TPU, CPU_EPOCHS on a CPU
-LEARNING_RATE = None   # None: the paper's 1e-4 on a GPU or TPU, CPU_LEARNING_RATE on a CPU
+LEARNING_RATE = None   # None: the paper's 1e-4 on a GPU or TPU, else CPU_LEARNING_RATE
 CPU_EPOCHS = 10        # sized for about 7 minutes in all on 2 CPU cores
-CPU_LEARNING_RATE = 1e-3  # ten times the paper's: 10 epochs of 20 steps at 1e-4 move nothing
+CPU_LEARNING_RATE = 1e-3  # 10x the paper's: 10 epochs of 20 steps at 1e-4 move nothing
 CLASS_WEIGHT = "balanced"  # or "rsna": the metric's weights 1/2/4
 CROP_MM = 40.0         # side of the region of interest, in millimetres
 ROI_IMAGE_SIZE = 64    # the crop is resized to this many pixels
-LEVEL_SLICES = 3       # row 6's window: the slices of the level, not 8
+LEVEL_SLICES = 3       # the level rows' window: the slices of the level, not 8
 LOCALISER_SIZE = 64    # the localiser sees the labelled slice at this size (96 in full)
 LOCALISER_EPOCHS = 12  # 40 in full
 N_BOOT = 1000          # bootstrap resamples for the intervals of the differences
@@ -123,7 +137,18 @@ learning_rate = LEARNING_RATE or (CPU_LEARNING_RATE if accelerator["kind"] == "C
                                   Config().train.learning_rate)
 OUT_DIR = Path(WORK_DIR) / "experiments"
 print(f"{DATA_LABEL}\n{accelerator['label']}: {epochs} epochs at learning rate "
-      f"{learning_rate:g} for every row -> {OUT_DIR}")
+      f"{learning_rate:g} for every row but more_epochs ({2 * epochs})")
+
+# %%
+paper_cfg = Config().train
+Markdown(
+    f"**The budget of every number below.** Each row trains {epochs} epochs at a "
+    f"learning rate of {learning_rate:g} (`more_epochs`: {2 * epochs}); the paper "
+    f"trained {paper_cfg.epochs} epochs at {paper_cfg.learning_rate:g}. "
+    + ("So the `paper` row is the paper's *setup* at this chapter's budget, not the "
+       "paper's run." if (epochs, learning_rate) != (paper_cfg.epochs,
+                                                     paper_cfg.learning_rate)
+       else "So the `paper` row is the paper's setup at the paper's budget."))
 
 # %% [markdown]
 # ## Six suspects and one rule
@@ -149,13 +174,15 @@ print(f"{DATA_LABEL}\n{accelerator['label']}: {epochs} epochs at learning rate "
 #    per-disc stack span several centimetres and reach into the neighbouring levels,
 #    whose recesses have grades of their own. A window of `LEVEL_SLICES` slices stays
 #    within the level.
-# 6. **Too little training.** The budget, which every row shares: the table below is
-#    measured at `epochs` epochs and learning rate `learning_rate`; the full comparison
-#    uses the paper's 20 epochs at 1e-4.
+# 6. **Too little training.** Every other row shares one budget (printed above); a
+#    model that is still near its start at the end of it may only need more epochs.
 #
-# Suspects 1 to 3 are changes of the paper's setup, one row each. Suspects 4 and 5 each
-# add one change to the region-of-interest row, because flattening only makes sense on a
-# crop (on a whole 128-pixel slice the LSTM would receive 32,768 numbers per slice).
+# Each suspect is a row: `no_flip` (1), `class_weights` (2) and `roi` (3) change one
+# thing of the paper's setup; suspect 5 is tested twice, on whole slices
+# (`paper_level`) and on the crop (`roi_level`); suspect 6 is `more_epochs`, the paper's
+# setup with twice the epochs. Suspect 4 (`roi_spatial`) adds one change to `roi`,
+# because flattening only makes sense on a crop (on a whole 128-pixel slice the LSTM
+# would receive 32,768 numbers per slice), and `roi_level` adds the level window to it.
 #
 # The rows, built from the paper's `Config` with our seed:
 
@@ -164,8 +191,9 @@ base = Config().replace(seed=SEED)
 experiments = lss.experiments.default_experiments(
     base, epochs=epochs, learning_rate=learning_rate, class_weight=CLASS_WEIGHT,
     crop_mm=CROP_MM, roi_image_size=ROI_IMAGE_SIZE, level_slices=LEVEL_SLICES)
-pd.DataFrame([{"row": e.name, "what": e.description, "changes": getattr(e, "changes", "-")}
-              for e in experiments])
+pd.DataFrame([{"row": e.name, "what": e.description,
+               "changes": getattr(e, "changes", "-")}
+              for e in experiments]).set_index("row")
 
 # %% [markdown]
 # **The rule, fixed before any number is seen.** The primary metric is *balanced
@@ -174,7 +202,8 @@ pd.DataFrame([{"row": e.name, "what": e.description, "changes": getattr(e, "chan
 # under study. A row *helped* when its balanced accuracy on the validation split is
 # higher than the paper row's; the `combined` row applies the changes of every row that
 # helped, together. Every row trains on the same studies with the same seed and the
-# same epochs, and is scored on the same validation studies.
+# same epochs (`more_epochs` excepted: its change is the epochs), and is scored on the
+# same validation studies.
 #
 # :::{note}
 # In every row, including the region of interest, the *slice* of the level comes from
@@ -186,27 +215,30 @@ pd.DataFrame([{"row": e.name, "what": e.description, "changes": getattr(e, "chan
 #
 # ## A localiser for the recess
 #
-# The region-of-interest rows (4 to 6) crop `CROP_MM` millimetres around the left recess. In
-# training, the centre is the radiologist's point from the coordinate table. On
-# validation and test studies the table's point may not be used, because at prediction
-# time there is none. A small network, the *localiser*, learns from the training
-# studies' points where the recess is, and places the validation crops.
+# The region-of-interest rows (`roi`, `roi_spatial`, `roi_level`) crop `CROP_MM`
+# millimetres around the left recess. In training, the centre is the radiologist's
+# point from the coordinate table. On validation and test studies the table's point may
+# not be used, because at prediction time there is none. A small network, the
+# *localiser*, learns from the training studies' points where the recess is, and
+# places the validation crops.
 #
 # It is a few convolutions on the labelled slice (resized to `LOCALISER_SIZE` pixels),
 # ending in a score per cell of a coarse grid; a softmax turns the scores into a
 # probability map, and the answer is the map's mean position (a *spatial
-# soft-argmax*). `lss.localiser.fit_split_localiser` trains it on the training split only, saves it,
-# predicts the validation studies' points and then, and only then, measures their
-# distance to the table's points.
+# soft-argmax*). `lss.localiser.fit_split_localiser` trains it on the training split
+# only, saves it, predicts the validation studies' points and then, and only then,
+# measures their distance to the table's points.
 
 # %%
-LOCALISER = LocaliserConfig(image_size=LOCALISER_SIZE, epochs=LOCALISER_EPOCHS, seed=SEED)
+LOCALISER = LocaliserConfig(image_size=LOCALISER_SIZE, epochs=LOCALISER_EPOCHS,
+                            seed=SEED)
 index, split = lss.experiments.shared_split(root, experiments[0].config)
 _, _, loc_errors = lss.localiser.fit_split_localiser(
     root, OUT_DIR, index, split, config=LOCALISER, cache_dir=CACHE_DIR, retrain=True)
 print(f"{DATA_LABEL}: localiser on {loc_errors['n']} validation studies: median error "
-      f"{loc_errors['median_px']:.1f} px = {loc_errors['median_mm']:.2f} mm, 90th percentile "
-      f"{loc_errors['p90_mm']:.2f} mm, largest {loc_errors['max_mm']:.2f} mm; within 5 mm: "
+      f"{loc_errors['median_px']:.1f} px = {loc_errors['median_mm']:.2f} mm, "
+      f"90th percentile {loc_errors['p90_mm']:.2f} mm, "
+      f"largest {loc_errors['max_mm']:.2f} mm; within 5 mm: "
       f"{loc_errors['fraction_within']:.0%}")
 
 # %% [markdown]
@@ -214,8 +246,9 @@ print(f"{DATA_LABEL}: localiser on {loc_errors['n']} validation studies: median 
 # for y, column spacing for x). The four validation studies it places worst, with the
 # table's point (green), the localiser's (red cross) and the square the ROI model sees:
 
-# %%
-worst = lss.data.survey.localiser_examples(root, OUT_DIR / "localiser" / "val_centres.csv")
+# %% mystnb={"image": {"alt": "The validation studies the localiser places worst, side by side, each its labelled slice titled with the study and the error in millimetres: the table's point as a green dot, the localiser's as a red cross, and around the cross a red square, the crop the region-of-interest model sees; a legend below names the three marks."}}
+worst = lss.data.survey.localiser_examples(
+    root, OUT_DIR / "localiser" / "val_centres.csv")
 _ = lss.viz.plot_localiser_examples(worst, data_label=DATA_LABEL, crop_mm=CROP_MM)
 
 # %% [markdown]
@@ -223,18 +256,19 @@ _ = lss.viz.plot_localiser_examples(worst, data_label=DATA_LABEL, crop_mm=CROP_M
 # worst studies: the ROI model then sees the recess in every validation study, only
 # shifted a little from the centre where it saw it in training.
 #
-# ## Seven rows on one split
+# ## One split, one row per change
 #
 # `run_experiments` trains the rows one after another on the same split, writes one run
 # folder with a manifest per row (which data, which settings, how to rerun it), scores
 # each with `evaluate_run`, and resolves the `combined` row from the measured table by
-# the rule above. The ROI rows find the localiser trained above and store a copy in their
-# run folder, so `lss predict --run .../roi` crops where it points.
+# the rule above. The ROI rows find the localiser trained above and store a copy in
+# their run folder, so `lss predict --run .../roi` crops where it points.
 
 # %%
 table = lss.experiments.run_experiments(
-    root, experiments, OUT_DIR, cache_dir=CACHE_DIR, localiser=LOCALISER, overwrite=True,
-    n_boot=N_BOOT, train_options={"loader": lss.device.loader_settings(accelerator)})
+    root, experiments, OUT_DIR, cache_dir=CACHE_DIR, localiser=LOCALISER,
+    overwrite=True, n_boot=N_BOOT,
+    train_options={"loader": lss.device.loader_settings(accelerator)})
 
 # %% [markdown]
 # ## The table
@@ -258,7 +292,7 @@ print(lss.comparison.format_table(table, data_label=DATA_LABEL))
 # %% [markdown]
 # The same as bars, the reference points as lines:
 
-# %%
+# %% mystnb={"image": {"alt": "Three horizontal bar charts side by side, one bar per experiment row on a shared vertical axis: balanced accuracy and macro F1, each on an axis from zero to one, and the RSNA weighted log loss, where lower is better. Black vertical lines mark the reference points, majority dashed, prior dotted and weighted prior dash-dotted, named in a legend below."}}
 _ = lss.viz.plot_experiment_table(table, data_label=DATA_LABEL)
 
 # %% [markdown]
@@ -268,10 +302,10 @@ _ = lss.viz.plot_experiment_table(table, data_label=DATA_LABEL)
 # table says, read off it by code:
 
 # %%
-print(f"[{DATA_LABEL}, {epochs} epochs per row]")
-for sentence in lss.comparison.summarise(table):
-    print("-", sentence)
-print("- combined:", table.set_index("experiment").loc["combined", "description"])
+print(f"[{DATA_LABEL}, {epochs} epochs per row, more_epochs {2 * epochs}]")
+combined = table.set_index("experiment").loc["combined", "description"]
+for sentence in [*lss.comparison.summarise(table), f"combined: {combined}"]:
+    print(textwrap.fill(sentence, 88, initial_indent="- ", subsequent_indent="  "))
 
 # %% [markdown]
 # The `combined` row follows the rule: it joins the rows that improved on the paper's
@@ -284,14 +318,17 @@ print("- combined:", table.set_index("experiment").loc["combined", "description"
 
 # %%
 table.loc[table.kind == "model",
-          ["experiment", "epochs_run", "train_seconds", "grades_predicted", "centres"]]
+          ["experiment", "epochs_run", "train_seconds", "grades_predicted",
+           "centres"]].set_index("experiment")
 
 # %% [markdown]
 # Every run folder's manifest records the command that runs that row again, alone, with
 # the same split, seed and settings (on a CPU it reproduces the row's numbers exactly):
 
 # %%
-print(lss.run.RunDir(OUT_DIR / "roi_level").read_manifest()["experiment"]["rerun"])
+rerun = lss.run.RunDir(OUT_DIR / "roi_level").read_manifest()["experiment"]["rerun"]
+print(rerun.replace(str(Path(WORK_DIR).resolve()), "WORK_DIR")
+      .replace(str(Path(root).resolve()), "DATA_DIR"))
 
 # %% [markdown]
 # ## What the inputs hold: a linear probe
@@ -325,7 +362,7 @@ probe[["balanced_accuracy", "macro_f1", "rsna_log_loss", "C", "centres"]]
 # diagram bins the validation studies by the probability of the predicted grade and
 # plots how often that grade was right:
 
-# %%
+# %% mystnb={"image": {"alt": "Reliability diagram of the best row: the fraction of validation studies graded right (vertical axis) against the confidence, the top-grade probability (horizontal axis), one point per non-empty bin, written with its number of studies and joined by a line, beside a dashed grey diagonal of perfect calibration; the title names the row and gives its expected calibration error."}}
 best = lss.comparison.best_row(table)
 _, y_val, proba_val = lss.run.RunDir(best["run_dir"]).read_predictions()
 ax = lss.viz.plot_reliability(y_val, proba_val, n_bins=5, data_label=DATA_LABEL)
@@ -335,10 +372,23 @@ _ = ax.set_title(f"Reliability of '{best['experiment']}'\n{DATA_LABEL}", fontsiz
 # Points on the diagonal are calibrated; below it, over-confident; above it,
 # under-confident. A model that gives every study nearly the same probabilities puts
 # them all in one bin: at the share of the majority class it is calibrated without
-# telling the studies apart (calibration is necessary, not sufficient), and class
-# weights move that bin toward 1/3, where it becomes under-confident. The RSNA log loss
-# rewards telling the studies apart and being calibrated, both.
-#
+# telling the studies apart (calibration is necessary, not sufficient). The RSNA log
+# loss rewards telling the studies apart and being calibrated, both. About the row
+# plotted:
+
+# %%
+best_cfg = lss.run.RunDir(best["run_dir"]).read_config().train
+top = proba_val.max(axis=1)
+Markdown(
+    f"'{best['experiment']}' {lss.comparison.describe_answers(proba_val)}, with a "
+    f"top-grade probability from {top.min():.2f} to {top.max():.2f} (median "
+    f"{float(pd.Series(top).median()):.2f}); it was trained "
+    + (f"with class weights ({best_cfg.class_weight}), which pull its probabilities "
+       "toward the rarer grades" if best_cfg.class_weight else
+       "without class weights")
+    + f". ({DATA_LABEL}.)")
+
+# %% [markdown]
 # ## What the phantom can and cannot tell
 #
 # Every number above was measured on the data named with it. On the synthetic phantom
@@ -377,25 +427,30 @@ _ = ax.set_title(f"Reliability of '{best['experiment']}'\n{DATA_LABEL}", fontsiz
 # The paper's figures, quoted as the paper's:
 
 # %%
-print(f"Paper (real RSNA 2024 data): validation accuracy {PAPER_RESULTS['val_accuracy']:.1%}; "
+print("Paper (real RSNA 2024 data): validation accuracy "
+      f"{PAPER_RESULTS['val_accuracy']:.1%}; "
       f"always Normal/Mild on the real labels: {REAL_MAJORITY_SHARE:.1%}")
 
 # %% [markdown]
 # The full comparison on the RSNA data is one command, with the paper's 20 epochs and
-# the full localiser; run it on a GPU. Each row can then be trained again alone from
-# its saved settings, `lss train --config <row>/config.json` (its manifest records the
-# command):
+# the full localiser; run it on a GPU. `--class-weight`, `--crop-mm`, `--roi-size` and
+# `--level-slices` set what the rows of those names test, as above; they choose
+# nothing for `combined`, which is decided from the RSNA table by the same rule as
+# here. Each row can then be trained again alone from its saved settings,
+# `lss train --config <row>/config.json` (its manifest records the command):
 
 # %%
 REAL_DATA = "/path/to/rsna-2024-lumbar-spine-degenerative-classification"
-print(f"lss experiments --data {REAL_DATA} --out runs/experiments-rsna "
-      f"--epochs {lss.config.PAPER_EPOCHS} --seed {SEED} --class-weight {CLASS_WEIGHT} "
-      f"--crop-mm {CROP_MM:g} --roi-size {ROI_IMAGE_SIZE} --level-slices {LEVEL_SLICES}")
+print(f"lss experiments --data {REAL_DATA} --out runs/experiments-rsna \\\n"
+      f"    --epochs {lss.config.PAPER_EPOCHS} --seed {SEED} "
+      f"--class-weight {CLASS_WEIGHT} "
+      f"--crop-mm {CROP_MM:g} --roi-size {ROI_IMAGE_SIZE} "
+      f"--level-slices {LEVEL_SLICES}")
 
 # %% [markdown]
-# One row alone: add `--row roi` (repeatable). The ROI run folder then predicts the test split with
-# `lss predict --run runs/experiments-rsna/roi --data ...`, cropping where its localiser
-# points.
+# One row alone: add `--row roi` (repeatable). The ROI run folder then predicts the test
+# split with `lss predict --run runs/experiments-rsna/roi --data ...`, cropping where
+# its localiser points.
 #
 # The real column below is filled only by such a run: with `REAL_RUN_DIR` set to its
 # output folder, its table is read and shown beside the phantom's; otherwise nothing is
@@ -407,8 +462,8 @@ if REAL_RUN_DIR is None:
 else:
     real = lss.comparison.load_table(REAL_RUN_DIR)
     if real.attrs["data"]["kind"] != "rsna":
-        raise ValueError(f"{REAL_RUN_DIR} was measured on {real.attrs['data']['label']}, "
-                         f"not on the RSNA data")
+        raise ValueError(f"{REAL_RUN_DIR} was measured on "
+                         f"{real.attrs['data']['label']}, not on the RSNA data")
     side = table.set_index("experiment")[["balanced_accuracy", "rsna_log_loss"]].join(
         real.set_index("experiment")[["balanced_accuracy", "rsna_log_loss"]],
         lsuffix=" (phantom)", rsuffix=" (RSNA)")
@@ -442,37 +497,61 @@ print(f"{accelerator['label']}: {time.perf_counter() - t_start:.0f} s for the ch
 #
 # ## Exercises
 #
+# Each exercise has a solution cell (folded on the website; empty in the student
+# notebooks, for your code) and a check cell that tests the answer.
+#
 # **Exercise 1.** Replace the balanced class weights with the competition's 1/2/4 and
 # run that row alone into the same folder. Does it change the RSNA log loss in the
 # direction you expect?
 #
-# :::{admonition} Solution
-# :class: dropdown
-#
-# ```python
-# rsna_rows = lss.experiments.default_experiments(base, epochs=epochs, class_weight="rsna")
-# row = lss.experiments.run_experiment(root, "class_weights", OUT_DIR / "rsna_weights",
-#                                      experiments=rsna_rows, cache_dir=CACHE_DIR)
-# print(DATA_LABEL, row["balanced_accuracy"], row["rsna_log_loss"])
-# ```
+
+# %% tags=["solution", "hide-input"]
+rsna_rows = lss.experiments.default_experiments(
+    base, epochs=epochs, learning_rate=learning_rate, class_weight="rsna")
+row = lss.experiments.run_experiment(root, "class_weights", OUT_DIR / "rsna_weights",
+                                     experiments=rsna_rows, cache_dir=CACHE_DIR)
+print(DATA_LABEL, row["balanced_accuracy"], row["rsna_log_loss"])
+
+# %% tags=["check"]
+rsna_config = lss.run.RunDir(OUT_DIR / "rsna_weights" / "class_weights").read_config()
+assert rsna_config.train.class_weight == "rsna"
+assert rsna_config.train.learning_rate == learning_rate  # the table's budget
+print("Exercise 1: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
 # The weights 1/2/4 are the metric's own, so training with them optimises the weighted
-# log loss directly; at the price of more Moderate and Severe answers, accuracy may fall.
-# :::
+# log loss directly; at the price of more Moderate and Severe answers, accuracy may
+# fall.
+# </details>
 #
 # **Exercise 2.** Decide the combination by the RSNA weighted log loss instead of
-# balanced accuracy. Which rows would it join?
+# balanced accuracy, as `merged`. Which rows would it join?
+
+# %% tags=["solution", "hide-input"]
+plain = [e for e in experiments if isinstance(e, lss.experiments.Experiment)]
+merged = lss.experiments.combine(
+    lss.experiments.Combination(metric="rsna_log_loss"), table, plain)
+print(DATA_LABEL, "nothing to combine" if merged is None else merged.description)
+
+# %% tags=["check"]
+scored = table.set_index("experiment")["rsna_log_loss"]
+joined = [e.name for e in plain
+          if e.name != "paper" and scored[e.name] < scored["paper"]]
+assert (merged is None) == (not joined)
+assert merged is None or all(n in merged.description for n in joined)
+print("Exercise 2: correct")
+
+# %% [markdown]
+# <details><summary>Solution, explained</summary>
 #
-# :::{admonition} Solution
-# :class: dropdown
+# The rule is the same, only the metric changes: every row whose RSNA weighted log loss
+# is below the paper row's is joined. A lower log loss can come from better
+# probabilities without a better grade, so this combination can differ from the
+# balanced-accuracy one.
+# </details>
 #
-# ```python
-# plain = [e for e in experiments if isinstance(e, lss.experiments.Experiment)]
-# merged = lss.experiments.combine(
-#     lss.experiments.Combination(metric="rsna_log_loss"), table, plain)
-# print(DATA_LABEL, "nothing to combine" if merged is None else merged.description)
-# ```
-# :::
 #
 # ## What's next?
 #
@@ -484,9 +563,10 @@ print(f"{accelerator['label']}: {time.perf_counter() - t_start:.0f} s for the ch
 # - RSNA 2024 Lumbar Spine Degenerative Classification (Kaggle): the data and the
 #   weighted log-loss metric.
 # - Nibali et al., *Numerical Coordinate Regression with Convolutional Neural Networks*
-#   (2018), [arXiv:1801.07372](https://arxiv.org/abs/1801.07372): the soft-argmax used by
-#   the localiser.
-# - Brodersen et al., *The balanced accuracy and its posterior distribution* (ICPR 2010).
-# - Alain and Bengio, *Understanding intermediate layers using linear classifier probes*
-#   (2016), [arXiv:1610.01644](https://arxiv.org/abs/1610.01644).
+#   (2018), [arXiv:1801.07372](https://arxiv.org/abs/1801.07372): the soft-argmax used
+#   by the localiser.
+# - Brodersen et al., *The balanced accuracy and its posterior distribution*
+#   (ICPR 2010).
+# - Alain and Bengio, *Understanding intermediate layers using linear classifier
+#   probes* (2016), [arXiv:1610.01644](https://arxiv.org/abs/1610.01644).
 # - Efron and Tibshirani, *An Introduction to the Bootstrap* (1993).
