@@ -386,13 +386,11 @@ worst[["study_id", "true", "predicted_grade", "p_true", *columns]].round(3)
 # %% [markdown]
 # To look at them, we load the model and read each study's window again as the model
 # saw it: the crop centred where the localiser points (`study_window`), with the
-# radiologist's point, which the model was not given, marked in it. One correctly
-# graded Normal/Mild study comes last, for comparison.
+# radiologist's point, which the model was not given, marked in it.
 
 # %%
 model, config = run.load()
-normal_id = predictions.query("label == 0 and predicted == 0").study_id.iloc[0]
-picked = index.set_index("study_id").loc[[*worst.study_id, normal_id]].reset_index()
+picked = index.set_index("study_id").loc[list(worst.study_id)].reset_index()
 centres, _ = lss.localiser.run_centres(run, root, picked, cache_dir=CACHE_DIR)
 seen = [lss.attribution.study_window(config, root, r, c)
         for r, c in zip(picked.itertuples(), centres, strict=True)]
@@ -483,9 +481,9 @@ sanity.round(3)
 
 # %%
 def _reads(r):
-    return (f"Grad-CAM puts {r.grad_cam_share:.0%} of its mass within 10 mm of the "
+    return (f"Grad-CAM puts {r.grad_cam_share:.1%} of its mass within 10 mm of the "
             f"point ({r.grad_cam_ratio:.1f} times a uniform map's "
-            f"{r.uniform_share:.0%}) and occlusion {r.occlusion_share:.0%} "
+            f"{r.uniform_share:.1%}) and occlusion {r.occlusion_share:.1%} "
             f"({r.occlusion_ratio:.1f} times)")
 
 

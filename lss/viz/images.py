@@ -74,6 +74,18 @@ def _orientation_letters(ax: Axes, orientation: Mapping[str, str] | str | None) 
                 fontsize=11, fontweight="bold")
 
 
+def _panel_grid(n: int, ncols: int, *, title_in: float, extra_in: float) -> np.ndarray:
+    """``n`` square image panels, ``ncols`` to a row, at most page width: the axes in
+    reading order (the unused ones of the last row switched off)."""
+    nrows = -(-n // ncols)
+    width = min(FIGURE_WIDTH_IN, 1.8 * ncols + 0.1)
+    _, grid = page_subplots(nrows, ncols, width=width,
+                            height=(width / ncols + title_in) * nrows + extra_in, squeeze=False)
+    for ax in grid.ravel()[n:]:
+        ax.axis("off")
+    return grid.ravel()[:n]
+
+
 def plot_slice(
     img: np.ndarray,
     *,
@@ -300,13 +312,7 @@ def plot_window(
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries for {n} slices")
     if axes is None:
-        ncols = ncols or min(n, WINDOW_COLUMNS)
-        nrows = -(-n // ncols)
-        width = min(FIGURE_WIDTH_IN, 1.8 * ncols + 0.1)
-        _, axes = page_subplots(nrows, ncols, width=width,
-                                height=(width / ncols + 0.45) * nrows + 0.5, squeeze=False)
-        for ax in axes.ravel()[n:]:
-            ax.axis("off")
+        axes = _panel_grid(n, ncols or min(n, WINDOW_COLUMNS), title_in=0.45, extra_in=0.5)
     axes = np.asarray(axes, dtype=object).ravel()[:n]
     if axes.size != n:
         raise ValueError(f"need {n} axes, got {axes.size}")
@@ -462,14 +468,7 @@ def plot_localiser_examples(examples: Sequence[Mapping[str, Any]], *, data_label
         raise ValueError("examples is empty")
     own = axes is None
     if own:
-        ncols = min(n, WINDOW_COLUMNS)
-        nrows = -(-n // ncols)
-        width = min(FIGURE_WIDTH_IN, 1.8 * ncols + 0.1)
-        _, grid = page_subplots(nrows, ncols, width=width,
-                                height=(width / ncols + 0.3) * nrows + 0.8, squeeze=False)
-        for ax in grid.ravel()[n:]:
-            ax.axis("off")
-        axes = grid.ravel()[:n]
+        axes = _panel_grid(n, min(n, WINDOW_COLUMNS), title_in=0.3, extra_in=0.8)
     axes = np.atleast_1d(axes)
     for ax, r in zip(axes, examples, strict=False):
         img = r["image"]
