@@ -370,6 +370,12 @@ if protocol_file.is_file():
         f"{last['val_loss']:.4f} (class shares {rec['prior_log_loss']:.4f}); "
         f"the paper, on real scans: {PAPER_RESULTS['val_accuracy']:.1%} and "
         f"{PAPER_RESULTS['val_loss_last_epoch']:.4f}.", 88))
+    gap = abs(last["val_accuracy"] - rec["majority_accuracy"])
+    at_majority = gap < 0.5 / rec["n_val"]  # within half a study of the majority share
+    ending = ("ends at the majority share: on this phantom the paper's protocol learns "
+              "nothing usable from the images." if at_majority else
+              "ends away from the majority share.")
+    print(textwrap.fill(f"At the paper's scale and budget the model {ending}", 88))
 else:
     print("Not measured yet: run benchmarks/paper_protocol.py (about an hour on a "
           "2-core CPU,\nminutes on a GPU); this cell then quotes its record.")
