@@ -374,6 +374,9 @@ def stage(executed: Path, site: Path) -> None:
         else:
             sys.exit(f"run_chapters: {f} is in _toc.yml but neither {md} nor an "
                      f"executed {nb} exists (run the chapters first)")
+    for css in sorted((REPO / "book" / "_static").glob("*.css")):
+        (site / "_static").mkdir(exist_ok=True)  # Jupyter Book 1.x adds _static/*.css
+        shutil.copy2(css, site / "_static" / css.name)
     for extra in ("book/images", "book/references.bib"):
         src = REPO / extra
         if src.is_dir():
