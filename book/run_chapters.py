@@ -185,9 +185,17 @@ def work_dir_for(data: Path) -> Path:
     return REPO / "runs" / f"book-{data.name}-{tag}"
 
 
+#: The kernels' matplotlib backend: the inline one, whatever MPLBACKEND the shell has (a
+#: CI-style MPLBACKEND=Agg would leave every figure of the book undrawn).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def execute(data: Path, out: Path, epochs: int | None, only: list[str] | None) -> None:
+    import os
+
     import papermill as pm
 
+    os.environ["MPLBACKEND"] = INLINE_BACKEND  # inherited by every kernel started below
     work = work_dir_for(data)
     for nb in chapters():
         if only and not any(o in nb.stem for o in only):
@@ -322,6 +330,27 @@ def find_private(nb: dict,
     return None
 
 
+def missing_figures(nb: dict) -> list[int]:
+    """The code cells that declare a figure (their ``mystnb.image.alt``) but have no
+    image output: a figure the page would silently lack."""
+    out = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+        outputs = cell.get("outputs", [])
+        images = [o for o in outputs if "image/png" in o.get("data", {})]
+        if cell.get("cell_type") == "code" and alt and not images:
+            out.append(i)
+    return out
+
+
+def check_figures(nb: dict, name: str) -> None:
+    """Stop with one line naming the notebook and the cells whose figure is missing."""
+    missing = missing_figures(nb)
+    if missing:
+        sys.exit(f"run_chapters: {name}: cells {missing} declare a figure (alt text) "
+                 f"but have no image output (was the kernel's matplotlib backend Agg?)")
+
+
 def check_private(nb: dict, name: str, patterns: dict[str, re.Pattern]) -> None:
     """Stop with one line naming the notebook and the cell if an output is private."""
     hit = find_private(nb, patterns)
@@ -369,6 +398,7 @@ def stage(executed: Path, site: Path) -> None:
             strip_native_logs(data)
             hide_injected_parameters(data)
             check_private(data, f"{f}.ipynb", patterns)
+            check_figures(data, f"{f}.ipynb")
             (site / f"{f}.ipynb").write_text(json.dumps(data, indent=1,
                                                         ensure_ascii=False))
         else:
