@@ -332,8 +332,11 @@ def find_private(nb: dict,
 
 def missing_figures(nb: dict) -> list[int]:
     """The code cells that declare a figure (their ``mystnb.image.alt``) but have no
-    image output: a figure the page would silently lack."""
-    out = []
+    image output: a figure the page would silently lack. A notebook with no output at
+    all has not been executed, and has nothing to check."""
+    out: list[int] = []
+    if not any(c.get("outputs") for c in nb.get("cells", [])):
+        return out
     for i, cell in enumerate(nb.get("cells", [])):
         alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
         outputs = cell.get("outputs", [])

@@ -146,6 +146,8 @@ def test_staging_drops_tensorflow_native_logs_and_keeps_python_warnings(tmp_path
             "attribute use_unbounded_threadpool\n")
     warning = "/x/lss/train.py:12: UserWarning: only 3 studies in the validation split\n"
     nb = json.loads(NOTEBOOKS[0].read_text())
+    for cell in nb["cells"]:  # partly "executed" without images: not the figure check's case
+        cell["metadata"].pop("mystnb", None)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     code[0]["outputs"] = [{"output_type": "stream", "name": "stderr", "text": logs}]
     code[1]["outputs"] = [{"output_type": "stream", "name": "stderr", "text": logs + warning},
@@ -529,3 +531,26 @@ def test_module_doctests():
 
     result = doctest.testmod(_load_runner())
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_staging_stops_when_a_declared_figure_has_no_image():
+    """A cell with alt text and no image output (a kernel under MPLBACKEND=Agg) stops
+    the build with one line, instead of a page without its figure."""
+    run_chapters = _load_runner()
+    cell = {"cell_type": "code", "metadata": {"mystnb": {"image": {"alt": "a figure"}}},
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "x"}],
+            "source": "plot()"}
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "t"}, cell]}
+    assert run_chapters.missing_figures(nb) == [1]
+    with pytest.raises(SystemExit, match=r"ch\.ipynb: cells \[1\] declare a figure"):
+        run_chapters.check_figures(nb, "ch.ipynb")
+    cell["outputs"].append({"output_type": "display_data", "metadata": {},
+                            "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}})
+    assert run_chapters.missing_figures(nb) == []
+    cell["outputs"] = []  # never executed: nothing to check
+    assert run_chapters.missing_figures(nb) == []
+
+
+def test_the_chapters_kernels_draw_inline_whatever_the_shell_says():
+    run_chapters = _load_runner()
+    assert run_chapters.INLINE_BACKEND == "module://matplotlib_inline.backend_inline"
