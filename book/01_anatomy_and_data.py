@@ -464,7 +464,7 @@ print(f"{DATA_LABEL}: left x > right x in "
 # On the real coordinate table, where present, the same count, split by whether both
 # labels were placed on the same series:
 
-# %% mystnb={"image": {"alt": "Scatter plot of the x coordinate, in pixels, of the left-side label (vertical axis) against that of the right-side label (horizontal axis), one mark per real study labelled on both sides: circles where both labels lie on the same series, crosses where they lie on different series, and a dashed diagonal where the two are equal."}}
+# %% tags=["figure-optional"] mystnb={"image": {"alt": "Scatter plot of the x coordinate, in pixels, of the left-side label (vertical axis) against that of the right-side label (horizontal axis), one mark per real study labelled on both sides: circles where both labels lie on the same series, crosses where they lie on different series, and a dashed diagonal where the two are equal."}}
 if real is not None:
     real_pairs = lss.data.survey.subarticular_pairs(real.coordinates)
     _ = lss.viz.plot_left_right_x(real_pairs, data_label=REAL_DATA_LABEL)

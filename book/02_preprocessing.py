@@ -382,7 +382,7 @@ print(DATA_LABEL, f"| {len(ns)} of {len(survey)} series are not square, e.g.",
 # %% [markdown]
 # One of them, before and after:
 
-# %% mystnb={"image": {"alt": "Two columns, a non-square slice as stored and after resizing to a square, each image above the histogram of its pixel intensities, with the number of pixels on a logarithmic axis."}}
+# %% tags=["figure-optional"] mystnb={"image": {"alt": "Two columns, a non-square slice as stored and after resizing to a square, each image above the histogram of its pixel intensities, with the number of pixels on a logarithmic axis."}}
 if len(ns):
     r = index[index["study_id"] == ns["study_id"].iloc[0]].iloc[0]
     img = lss.data.survey.read_labelled_slice(root, r)[0]

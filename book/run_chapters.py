@@ -332,8 +332,9 @@ def find_private(nb: dict,
 
 def missing_figures(nb: dict) -> list[int]:
     """The code cells that declare a figure (their ``mystnb.image.alt``) but have no
-    image output: a figure the page would silently lack. A notebook with no output at
-    all has not been executed, and has nothing to check."""
+    image output: a figure the page would silently lack. A cell tagged
+    ``figure-optional`` draws only when its data is there (the real label tables); a
+    notebook with no output at all has not been executed, and has nothing to check."""
     out: list[int] = []
     if not any(c.get("outputs") for c in nb.get("cells", [])):
         return out
@@ -341,7 +342,8 @@ def missing_figures(nb: dict) -> list[int]:
         alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
         outputs = cell.get("outputs", [])
         images = [o for o in outputs if "image/png" in o.get("data", {})]
-        if cell.get("cell_type") == "code" and alt and not images:
+        optional = "figure-optional" in cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and alt and not images and not optional:
             out.append(i)
     return out
 
