@@ -517,8 +517,8 @@ sentences[["study_id", "label", "description"]].head(8)
 
 # %% [markdown]
 # A sentence with a probability reads as a finding. It is only as good as the model
-# behind it: a probability of 0.50 from a model that answers every study the same way
-# says nothing about that study.
+# behind it: chapter 4's collapsed model would write nearly the same sentence, with
+# nearly the same probability, for every study, and so say nothing about any of them.
 #
 # ## What the phantom numbers do and do not say
 #
