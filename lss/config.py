@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "check_positive_int",
     "SEVERITIES",
     "LABEL_MAP",
     "CONDITIONS",
@@ -120,6 +121,13 @@ BOOK_LEARNING_RATE: float = 1e-3
 _MAX_INT = 2**31 - 1
 _SECTION = {"PreprocessConfig": "preprocess", "TrainConfig": "train",
             "LocaliserConfig": "localiser", "Config": "config"}
+
+
+def check_positive_int(value: Any, what: str) -> None:
+    """Refuse anything but a positive integer (a bool, 2.5, 0), naming the setting
+    (for the arguments of functions; a Config checks its own fields below)."""
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
 
 def _check_value(kind: str, value: Any) -> str | None:

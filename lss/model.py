@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 from keras import layers
 
-from lss.config import POOLINGS, SEVERITIES
+from lss.config import POOLINGS, SEVERITIES, check_positive_int
 from lss.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -298,22 +298,22 @@ def build_cnn_lstm(
     >>> model.count_params()
     146435
     """
-    _check_positive_int(n_slices, "n_slices")
-    _check_positive_int(image_size, "image_size")
+    check_positive_int(n_slices, "n_slices")
+    check_positive_int(image_size, "image_size")
     if n_classes < 2 or int(n_classes) != n_classes:
         raise ValueError(f"n_classes must be an integer >= 2, got {n_classes}")
     filters = tuple(filters)
     if not filters:
         raise ValueError("filters must name at least one convolution block, got ()")
     for f in filters:
-        _check_positive_int(f, "each entry of filters")
+        check_positive_int(f, "each entry of filters")
     if image_size < 2 ** len(filters):
         raise ValueError(
             f"image_size {image_size} is too small for {len(filters)} pooling steps; "
             f"need at least {2 ** len(filters)}"
         )
-    _check_positive_int(lstm_units, "lstm_units")
-    _check_positive_int(dense_units, "dense_units")
+    check_positive_int(lstm_units, "lstm_units")
+    check_positive_int(dense_units, "dense_units")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if pooling not in POOLINGS:
@@ -344,11 +344,6 @@ def build_cnn_lstm(
     # float32 under mixed precision too: probabilities and the loss at full precision
     out = layers.Dense(int(n_classes), activation="softmax", dtype="float32", name="severity")(x)
     return keras.Model(volume, out, name=name)
-
-
-def _check_positive_int(value: Any, what: str) -> None:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
 
 def compile_model(model: keras.Model, *, learning_rate: float = 1e-4) -> keras.Model:

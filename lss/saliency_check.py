@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from lss.config import check_positive_int
+
 __all__ = ["window_spacing_mm", "saliency_share_near"]
 
 
@@ -46,7 +48,7 @@ def window_spacing_mm(window: Any, image_size: int, pixel_spacing: Sequence[floa
     """
     rows, cols = window.source_shape if crop_px is None else crop_px
     row_mm, col_mm = _check_pair(pixel_spacing, "pixel_spacing", positive=True)
-    _check_positive_int(image_size, "image_size")
+    check_positive_int(image_size, "image_size")
     return rows * row_mm / image_size, cols * col_mm / image_size
 
 
@@ -142,7 +144,3 @@ def _check_pair(value: Any, what: str, *, positive: bool = False) -> tuple[float
         raise ValueError(f"{what} must be {kind}, got ({a}, {b})")
     return a, b
 
-
-def _check_positive_int(value: Any, what: str) -> None:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
