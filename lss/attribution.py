@@ -30,9 +30,9 @@ __all__ = ["study_window", "saliency_audit", "summarise_audit"]
 METHODS = ("grad_cam", "occlusion")
 
 
-def _validation_rows(run: RunDir, root: Path, n_studies: int | None) -> pd.DataFrame:
+def _validation_rows(run: RunDir, config, root: Path, n_studies: int | None
+                     ) -> pd.DataFrame:
     """The run's validation studies with their index rows (series, instance, x, y)."""
-    _, config = run.load()
     split = run.read_split()
     index = build_index(root, config.condition, config.level)
     val = split[split["split"] == "val"][["study_id"]].merge(index, on="study_id")
@@ -40,11 +40,14 @@ def _validation_rows(run: RunDir, root: Path, n_studies: int | None) -> pd.DataF
     return val if n_studies is None else val.head(n_studies)
 
 
-def _centres(run: RunDir, root: Path, val: pd.DataFrame, cache_dir) -> np.ndarray:
-    """Crop centres as the run's evaluation uses them (the localiser's, for a crop)."""
-    from lss.localiser import run_centres
+def _centres(run: RunDir, config, root: Path, val: pd.DataFrame, cache_dir) -> np.ndarray:
+    """Window centres as the run's evaluation uses them: the localiser's for a crop
+    (where the run has one), the table's points otherwise."""
+    centres = None
+    if config.preprocess.crop_mm is not None:
+        from lss.localiser import run_centres
 
-    centres, _ = run_centres(run, root, val, cache_dir=cache_dir)
+        centres, _ = run_centres(run, root, val, cache_dir=cache_dir)
     return val[["x", "y"]].to_numpy(float) if centres is None else np.asarray(centres)
 
 
@@ -95,7 +98,8 @@ def _study_maps(model, config, root: Path, row, centre, methods, patch: int | No
             m = occlusion_sensitivity(model, window.volume, class_index=c,
                                       patch=patch or max(4, side // 8))
         r = saliency_share_near(m, point, spacing, radius_mm=10.0)
-        out |= {f"{method}_share": r["share"], "uniform_share": r["uniform_share"]}
+        out |= {f"{method}_share": r["share"], f"{method}_max": float(m.max()),
+                "uniform_share": r["uniform_share"]}
     return out
 
 
@@ -123,8 +127,10 @@ def saliency_audit(run_dir: str | Path, root: str | Path | None = None, *,
     -------
     DataFrame
         One row per study: ``study_id``, ``label``, ``predicted``, ``<method>_share``,
-        ``uniform_share`` and ``outside`` (True where a crop did not contain the labelled
-        point: no share is computed; the row says so rather than being dropped).
+        ``<method>_max`` (the map's largest value: for occlusion, the largest share of
+        the predicted probability one patch removes), ``uniform_share`` and
+        ``outside`` (True where a crop did not contain the labelled point: no share is
+        computed; the row says so rather than being dropped).
         ``attrs["data"]`` names the data.
     """
     unknown = set(methods) - set(METHODS)
@@ -133,11 +139,10 @@ def saliency_audit(run_dir: str | Path, root: str | Path | None = None, *,
     run = RunDir(run_dir)
     root = run.data_root(root)
     model, config = run.load()
-    val = _validation_rows(run, root, n_studies)
+    val = _validation_rows(run, config, root, n_studies)
     if val.empty:
         raise ValueError(f"Run {run.path} has no validation study with a labelled point")
-    centres = (_centres(run, root, val, cache_dir) if config.preprocess.crop_mm is not None
-               else val[["x", "y"]].to_numpy(float))
+    centres = _centres(run, config, root, val, cache_dir)
     rows = [_study_maps(model, config, root, r, c, methods, occlusion_patch)
             for r, c in zip(val.itertuples(), centres, strict=True)]
     table = pd.DataFrame(rows)

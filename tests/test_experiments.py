@@ -372,6 +372,8 @@ def test_saliency_audit_scores_every_validation_study_of_whole_slice_and_crop_ru
         for col in ("grad_cam_share", "occlusion_share"):
             shares = inside[col].dropna()
             assert ((shares >= 0) & (shares <= 1 + 1e-9)).all()
+        assert ((inside.grad_cam_max >= 0) & (inside.grad_cam_max <= 1)).all()
+        assert (inside.occlusion_max >= 0).all()
         assert ((inside.uniform_share > 0) & (inside.uniform_share <= 1)).all()
         summary = summarise_audit(audit)
         assert summary["n"] + summary["n_outside"] == n_val
