@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lss.config import LOWER_IS_BETTER, PRIMARY_METRIC, SEVERITIES
-from lss.metrics import paired_bootstrap, rsna_log_loss, weighted_prior
+from lss.metrics import constant_answers, paired_bootstrap
 from lss.run import RunDir
 
 __all__ = ["reference_rows", "add_differences", "load_table", "best_row", "summarise",
@@ -29,8 +29,7 @@ def reference_rows(report: Mapping[str, Any], y_train: np.ndarray, y_val: np.nda
     """The constant answers as table rows: always-majority, the training prior and the
     weighted prior (the best constant for the RSNA weighted log loss)."""
     maj, prior = report["majority"], report["prior"]
-    wp = weighted_prior(y_train)
-    constant = np.tile(wp, (len(y_val), 1))
+    wp = constant_answers(y_train, y_val).loc["weighted_prior"]
     return [
         {"experiment": "majority", "kind": "reference",
          "description": f"always '{maj['class']}' (training split's most frequent grade)",
@@ -46,8 +45,7 @@ def reference_rows(report: Mapping[str, Any], y_train: np.ndarray, y_val: np.nda
          "description": "training class frequencies weighted 1/2/4 (the best constant for "
                         "the RSNA log loss) for every study",
          "accuracy": np.nan, "balanced_accuracy": np.nan, "macro_f1": np.nan,
-         "rsna_log_loss": rsna_log_loss(y_val, constant),
-         "log_loss": rsna_log_loss(y_val, constant, weights=(1.0,) * len(wp)),
+         "rsna_log_loss": float(wp["rsna_log_loss"]), "log_loss": float(wp["log_loss"]),
          "n_val": report["n_val"]},
     ]
 
