@@ -292,14 +292,11 @@ Markdown(f"The training shares are {', '.join(f'{v:.2f}' for v in prior_shares)}
 # the largest share of the predicted probability that one patch removes:
 
 # %%
-paper_model, paper_config = run.load()
 N_AUDIT = 4  # occlusion on whole slices costs 512 forward passes per study
-index = lss.data.build_index(root, CONDITION, LEVEL)
-blank = []
-for r in index[index.study_id.isin(predictions.study_id[:N_AUDIT])].itertuples():
-    w, _, _ = lss.attribution.study_window(paper_config, root, r)
-    blank.append(float(lss.interpret.occlusion_sensitivity(
-        paper_model, w.volume, patch=OCCLUSION_PATCH).max()))
+paper_audit = lss.attribution.saliency_audit(RUN_DIR, root, cache_dir=CACHE_DIR,
+                                             n_studies=N_AUDIT,
+                                             occlusion_patch=OCCLUSION_PATCH)
+blank = paper_audit["occlusion_max"].tolist()  # the maps are reused by the check below
 Markdown(f"Blanking one {OCCLUSION_PATCH}-pixel patch removes at most "
          f"{max(blank):.2%} of the predicted probability over {len(blank)} studies"
          + (": no part of the image matters to the answer." if max(blank) < 0.01 else
@@ -390,6 +387,7 @@ worst[["study_id", "true", "predicted_grade", "p_true", *columns]].round(3)
 
 # %%
 model, config = run.load()
+index = lss.data.build_index(root, CONDITION, LEVEL)
 picked = index.set_index("study_id").loc[list(worst.study_id)].reset_index()
 centres, _ = lss.localiser.run_centres(run, root, picked, cache_dir=CACHE_DIR)
 seen = [lss.attribution.study_window(config, root, r, c)
@@ -469,9 +467,7 @@ _ = lss.viz.plot_saliency(volume, shape, point=point, method="occlusion (stretch
 # region-of-interest model on all of them:
 
 # %%
-audits = {"chapter 4 (whole slices)": lss.attribution.saliency_audit(
-              RUN_DIR, root, cache_dir=CACHE_DIR, n_studies=N_AUDIT,
-              occlusion_patch=OCCLUSION_PATCH),
+audits = {"chapter 4 (whole slices)": paper_audit,
           "roi_level (crop)": lss.attribution.saliency_audit(
               ROI_RUN, root, cache_dir=CACHE_DIR, occlusion_patch=ROI_PATCH)}
 sanity = pd.DataFrame(
