@@ -42,7 +42,10 @@ def ensure_data(
         competition data there (needs Kaggle credentials; see
         :func:`download_kaggle`). ``"existing"``: only check that the tables are there.
     n_studies, seed : int
-        The phantom's size and seed.
+        The fewest phantom studies the caller needs, and the seed. A complete phantom
+        with the same seed and at least ``n_studies`` studies is used as it is, so a
+        chapter that needs 24 studies runs on the book's 200-study phantom, and opened
+        alone makes only its 24.
 
     Raises
     ------
@@ -65,19 +68,32 @@ def ensure_data(
         return data_dir if has_tables else download_kaggle(data_dir)
     marker = read_marker(data_dir) if data_dir.is_dir() else None
     if marker is not None:
-        same = (marker.get("n_studies"), marker.get("seed"), marker.get("complete")) == \
-            (n_studies, seed, True)
-        if same and marker.get("mode") == "sampled":
+        if _serves(marker, n_studies=n_studies, seed=seed):
             return data_dir
         if not marker.get("complete"):
             return make_phantom(data_dir, n_studies=n_studies, seed=seed, workers=workers,
                                 overwrite=True)
         raise DataError(
             f"{data_dir} holds a phantom with n_studies={marker.get('n_studies')}, "
-            f"seed={marker.get('seed')}; asked for n_studies={n_studies}, seed={seed}. "
+            f"seed={marker.get('seed')}; asked for n_studies>={n_studies}, seed={seed}. "
             f"Use another DATA_DIR or delete that folder."
         )
     return make_phantom(data_dir, n_studies=n_studies, seed=seed, workers=workers)
+
+
+def _serves(marker: dict, *, n_studies: int, seed: int) -> bool:
+    """Whether a phantom's marker answers a request for ``n_studies`` with ``seed``.
+
+    >>> _serves({"mode": "sampled", "complete": True, "n_studies": 200, "seed": 0},
+    ...         n_studies=24, seed=0)
+    True
+    >>> _serves({"mode": "sampled", "complete": True, "n_studies": 24, "seed": 0},
+    ...         n_studies=200, seed=0)
+    False
+    """
+    return (marker.get("mode") == "sampled" and marker.get("complete") is True
+            and marker.get("seed") == seed
+            and int(marker.get("n_studies") or 0) >= n_studies)
 
 
 def download_kaggle(data_dir: str | Path, *, competition: str = KAGGLE_COMPETITION) -> Path:
