@@ -46,7 +46,7 @@
 #
 # - **Time to learn**: 30 minutes.
 # - **System requirements**: a CPU; about 1 minute to run once the data exist (the
-#   first run makes the synthetic phantom, about 40 s and 2.3 GB of DICOM files).
+#   first run makes a 24-study synthetic phantom, a few seconds and about 0.3 GB).
 #   No GPU.
 
 # %% [markdown]
@@ -94,6 +94,7 @@ import lss.phantom
 import lss.run
 import lss.viz
 from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, SEVERITIES, column_name
+from lss.text import say
 
 # %% [markdown]
 # The settings. `DATA_DIR` is a folder in the Kaggle layout: by default the synthetic
@@ -102,7 +103,8 @@ from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, SEVERITIES, column_na
 # the real class distribution beside the phantom's.
 
 # %% tags=["parameters"]
-DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+DATA_DIR = "../data/phantom-small"  # Kaggle layout; the phantom is made here if absent
+N_STUDIES = 24                # phantom studies needed (a larger phantom serves too)
 DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
@@ -116,7 +118,7 @@ REAL_LABELS = os.environ.get("LSS_RSNA_LABELS", "../../shared/rsna2024-labels")
 # number and figure below carries that phrase.
 
 # %%
-root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 TARGET = column_name(CONDITION, LEVEL)
 print(DATA_LABEL, "|", TARGET)
@@ -225,7 +227,7 @@ _ = fig.suptitle(
 
 # %%
 print(DATA_LABEL)
-print(sorted(p.name for p in root.iterdir()))
+say(sorted(p.name for p in root.iterdir()))
 
 # %% [markdown]
 # `train_images/<study_id>/<series_id>/<instance_number>.dcm` holds one DICOM file per
@@ -246,7 +248,7 @@ for series in sorted(study_dir.iterdir()):
 # %%
 tables = lss.data.load_tables(root)
 print(DATA_LABEL)
-print(f"train.csv {tables.train.shape}, "
+say(f"train.csv {tables.train.shape}, "
       f"train_series_descriptions.csv {tables.series.shape}, "
       f"train_label_coordinates.csv {tables.coordinates.shape}")
 
@@ -306,23 +308,23 @@ if real is not None:
 
 # %%
 phantom_majority = (tables.train[TARGET] == "Normal/Mild").mean()
-print(f"{DATA_LABEL}: always Normal/Mild scores {100 * phantom_majority:.2f} %")
+say(f"{DATA_LABEL}: always Normal/Mild scores {100 * phantom_majority:.2f} %")
 if real is not None:
     n_real = int(real.train[TARGET].notna().sum())
     real_majority = (real.train[TARGET].dropna() == "Normal/Mild").mean()
-    print(f"{REAL_DATA_LABEL}: always Normal/Mild scores {100 * real_majority:.2f} % "
+    say(f"{REAL_DATA_LABEL}: always Normal/Mild scores {100 * real_majority:.2f} % "
           f"of {n_real:,} labelled studies")
 else:
     n_real, real_majority = 1972, REAL_MAJORITY_SHARE
-    print(f"Real label tables not found here (set LSS_RSNA_LABELS to read them); "
+    say(f"Real label tables not found here (set LSS_RSNA_LABELS to read them); "
           f"lss.config.REAL_MAJORITY_SHARE records {100 * real_majority:.2f} % for the "
           f"real labels (887 of 1,972, from the competition's train.csv).")
-print(f"The paper (its figure, real data): {100 * PAPER_RESULTS['val_accuracy']:.1f} % "
+say(f"The paper (its figure, real data): {100 * PAPER_RESULTS['val_accuracy']:.1f} % "
       f"validation accuracy, "
       f"{100 * (PAPER_RESULTS['val_accuracy'] - real_majority):.1f} "
       f"points above always Normal/Mild on the real labels.")
 n_val = round(0.2 * n_real)
-print(f"Standard error of an accuracy near 50 % measured on a 20 % split ({n_val} real "
+say(f"Standard error of an accuracy near 50 % measured on a 20 % split ({n_val} real "
       f"studies): {100 * np.sqrt(0.25 / n_val):.1f} points.")
 
 # %% [markdown]
@@ -402,11 +404,11 @@ what_if.attrs["excluded"]
 # %%
 if real is not None:
     real_index = lss.data.build_index(real, CONDITION, LEVEL, check_images=False)
-    print(f"{REAL_DATA_LABEL}: {len(real_index):,} studies indexed, "
+    say(f"{REAL_DATA_LABEL}: {len(real_index):,} studies indexed, "
           f"{real_index['series_rule'].value_counts().to_dict()}, "
           f"{(real_index['n_series'] > 1).sum()} with several Axial T2 series")
     for e in real_index.attrs["excluded"]:
-        print("excluded:", e)
+        say("excluded:", e, sep=" ")
 else:
     print("Real label tables not found here: nothing to show for the real index.")
 
@@ -456,7 +458,7 @@ print("ImageOrientationPatient:",
 
 # %%
 pairs = lss.data.survey.subarticular_pairs(tables.coordinates)
-print(f"{DATA_LABEL}: left x > right x in "
+say(f"{DATA_LABEL}: left x > right x in "
       f"{100 * pairs['left_is_right_of_image'].mean():.1f} % "
       f"of {len(pairs)} left/right pairs")
 

@@ -93,6 +93,7 @@ import lss.data.survey
 import lss.run
 import lss.viz
 from lss.config import SEVERITIES, PreprocessConfig
+from lss.text import say
 
 # %% [markdown]
 # The settings. `N_SLICES` and `IMAGE_SIZE` are the paper's window: 8 slices of
@@ -101,7 +102,8 @@ from lss.config import SEVERITIES, PreprocessConfig
 # starting a process would cost more than it saves; see {doc}`benchmarks`).
 
 # %% tags=["parameters"]
-DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+DATA_DIR = "../data/phantom-small"  # Kaggle layout; the phantom is made here if absent
+N_STUDIES = 24                # phantom studies needed (a larger phantom serves too)
 DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
@@ -117,7 +119,7 @@ WORKERS = None
 # with the series and the slice to read.
 
 # %%
-root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 tables = lss.data.load_tables(root)
 index = lss.data.build_index(tables, CONDITION, LEVEL)
@@ -220,7 +222,7 @@ Markdown(
 survey = lss.data.survey.window_survey(root, index, n_slices=N_SLICES)
 runs = survey["instances_run_with_position"].map({True: "toward the head",
                                                   False: "toward the feet"})
-print(DATA_LABEL, "| InstanceNumber grows", runs.value_counts().to_dict())
+say(DATA_LABEL, "InstanceNumber grows " + str(runs.value_counts().to_dict()))
 
 # %% [markdown]
 # A loader that sorted by `InstanceNumber` would hand the LSTM some stacks head first
@@ -288,7 +290,7 @@ Markdown(f"This window's {N_SLICES} slices span {span:.1f} mm from first to last
 
 # %%
 print(DATA_LABEL, f"| {N_SLICES}-slice windows span (mm, first to last slice):")
-print(survey["span_mm"].describe().round(1).to_dict())
+say(survey["span_mm"].describe().round(1).to_dict())
 
 # %% [markdown]
 # And how often does the edge rule fire? The survey marks the windows that run past an
@@ -347,7 +349,7 @@ plt.tight_layout()
 
 # %%
 mm_after = survey["pixel_spacing"] * survey["columns"] / IMAGE_SIZE
-print(DATA_LABEL, f"| pixel size after resizing to {IMAGE_SIZE}: "
+say(DATA_LABEL, f"pixel size after resizing to {IMAGE_SIZE}: "
       f"{mm_after.describe().round(2)[['min', '50%', 'max']].to_dict()} mm")
 
 # %% [markdown]
@@ -376,8 +378,8 @@ _ = fig.suptitle(f"{DATA_LABEL}, study {first['study_id']}: 3 cm around the poin
 
 # %%
 ns = survey[survey["rows"] != survey["columns"]]
-print(DATA_LABEL, f"| {len(ns)} of {len(survey)} series are not square, e.g.",
-      ns[["study_id", "rows", "columns"]].head(3).to_dict("records"))
+examples = ns[["study_id", "rows", "columns"]].head(3).to_dict("records")
+say(DATA_LABEL, f"{len(ns)} of {len(survey)} series are not square, e.g. {examples}")
 
 # %% [markdown]
 # One of them, before and after:
@@ -408,7 +410,7 @@ if len(ns):
 # %%
 top = [np.percentile(lss.data.survey.read_labelled_slice(root, r)[0], 99.5)
        for _, r in index.head(20).iterrows()]
-print(DATA_LABEL, f"| 99.5th percentile of the raw labelled slice, 20 studies: "
+say(DATA_LABEL, f"99.5th percentile of the raw labelled slice, 20 studies: "
       f"{min(top):.0f} to {max(top):.0f} ({max(top) / min(top):.1f}-fold)")
 
 # %% [markdown]
@@ -443,7 +445,7 @@ print(f"cold: {cold}\nwarm: {warm}")
 # `settings.json` says what the key stands for.
 
 # %%
-print(demo.dir.name, "|", sorted(p.name for p in demo.dir.iterdir())[:3], "...")
+say(demo.dir.name, sorted(p.name for p in demo.dir.iterdir())[:3], "...")
 settings = json.loads((demo.dir / "settings.json").read_text())
 settings["root"] = "DATA_DIR"  # the data root's path, shown by name
 print(json.dumps(settings, indent=1))

@@ -46,7 +46,10 @@
 #
 # - **Time to learn**: 40 minutes.
 # - **System requirements**: a CPU is enough; about 1.5 minutes on 2 CPU cores once
-#   chapter 2 has filled the cache (the two training epochs take most of it).
+#   the cache is filled (the two training epochs take most of it; in the book's run
+#   chapter 2 fills it, opened alone this chapter does).
+#   Chapters 3-6 share a 200-study phantom, made by the first of them to run (about
+#   40 s and 2.3 GB).
 
 # %% [markdown]
 # ---
@@ -96,6 +99,7 @@ import lss.run
 import lss.train
 import lss.viz
 from lss.config import SEVERITIES, Config
+from lss.text import say
 
 # %% [markdown]
 # The settings. `DEMO_EPOCHS` is the length of this chapter's short run; the full
@@ -103,6 +107,7 @@ from lss.config import SEVERITIES, Config
 
 # %% tags=["parameters"]
 DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+N_STUDIES = 200               # phantom studies needed (a larger phantom serves too)
 DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
@@ -120,13 +125,13 @@ WORKERS = None
 # its training: the paper's, with our slice count, image size, epochs and seed.
 
 # %%
-root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 config = Config(condition=CONDITION, level=LEVEL).replace(
     n_slices=N_SLICES, image_size=IMAGE_SIZE, epochs=DEMO_EPOCHS, seed=SEED)
 index = lss.data.build_index(root, CONDITION, LEVEL)
 cache = lss.data.TensorCache(root, config.preprocess, cache_dir=CACHE_DIR)
-print(DATA_LABEL, "|", cache.prepare(index, workers=WORKERS))
+say(DATA_LABEL, cache.prepare(index, workers=WORKERS))
 
 # %% [markdown]
 # One study to look at: the first study graded Severe. `level_window` returns its model
@@ -203,7 +208,7 @@ print(f"{GFLOP:.2f} GFLOP per study (forward pass); "
 
 # %%
 cnn = model.get_layer("slice_features")
-print(f"TimeDistributed: {cnn.count_params():,} parameters = its CNN's "
+say(f"TimeDistributed: {cnn.count_params():,} parameters = its CNN's "
       f"{cnn.layer.count_params():,}; with 16 slices the model still has "
       f"{lss.model.build_cnn_lstm(16, IMAGE_SIZE).count_params():,}")
 
@@ -254,7 +259,7 @@ _ = lss.viz.plot_sequence(
 reversed_states = lss.interpret.lstm_states(model, volume[::-1])
 order_diff = float(np.abs(states[-1] - reversed_states[-1]).max())
 state_size = float(np.abs(states[-1]).max())
-print(f"final state, slices in order vs reversed: largest difference {order_diff:.1e}; "
+say(f"final state, slices in order vs reversed: largest difference {order_diff:.1e}; "
       f"largest state value {state_size:.1e}")
 
 # %%
@@ -368,7 +373,7 @@ Markdown(f"The last of the {len(short.history)} epochs, {n_train} training studi
 y_train = short.split.loc[short.split.split == "train", "label"]
 y_val = short.split.loc[short.split.split == "val", "label"]
 majority = lss.metrics.majority_baseline(y_train, y_val)
-print(f"{DATA_LABEL}: always '{majority['class']}' scores "
+say(f"{DATA_LABEL}: always '{majority['class']}' scores "
       f"{majority['accuracy']:.3f} on the {len(y_val)} validation studies")
 
 # %% [markdown]
@@ -451,7 +456,7 @@ no_flip = lss.train.train(root, config.replace(horizontal_flip=False),
                           cache_dir=CACHE_DIR, overwrite=True, verbose=0)
 for name, run in (("flip (paper)", short), ("no flip", no_flip)):
     best = run.history.loc[run.history.val_loss.idxmin()]
-    print(f"{name}: val accuracy {best.val_accuracy:.3f}, val loss "
+    say(f"{name}: val accuracy {best.val_accuracy:.3f}, val loss "
           f"{best.val_loss:.4f}; always Normal/Mild {majority['accuracy']:.3f} "
           f"({DATA_LABEL})")
 

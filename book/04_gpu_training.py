@@ -106,6 +106,7 @@ from lss.config import (
     REAL_MAJORITY_SHARE,
     Config,
 )
+from lss.text import say
 
 # %% [markdown]
 # The settings. `EPOCHS = None` means: the paper's 20 on a GPU or TPU, `CPU_EPOCHS` on a
@@ -113,6 +114,7 @@ from lss.config import (
 
 # %% tags=["parameters"]
 DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+N_STUDIES = 200               # phantom studies needed (a larger phantom serves too)
 DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
@@ -128,7 +130,7 @@ WORKERS = None
 # The data root, its label, and the run folder that chapter 5 reads.
 
 # %%
-root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 RUN_DIR = Path(WORK_DIR) / "cnn_lstm"
 config = Config(condition=CONDITION, level=LEVEL)
@@ -151,7 +153,7 @@ pd.Series(accelerator, name="this machine").to_frame()
 # %%
 epochs = lss.device.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
 if accelerator["kind"] == "CPU" and EPOCHS is None:
-    print(f"No GPU or TPU: a short run of {epochs} epochs on the CPU "
+    say(f"No GPU or TPU: a short run of {epochs} epochs on the CPU "
           f"({accelerator['cpu_count']} cores). The paper trains 20; "
           "see 'What it costs'.")
 else:
@@ -220,7 +222,7 @@ print(lss.device.use_mixed_precision(False), "| the optimizer of the demo model:
 
 # %%
 loader = lss.device.loader_settings(accelerator)
-print(accelerator["label"], "->", loader)
+say(accelerator["label"], "->", loader, sep=" ")
 
 # %% [markdown]
 # How fast can the cache deliver? `batches_per_second` reads the batches the way
@@ -231,7 +233,7 @@ print(accelerator["label"], "->", loader)
 # %%
 index = lss.data.build_index(root, CONDITION, LEVEL)
 cache = lss.data.TensorCache(root, config.preprocess, cache_dir=CACHE_DIR)
-print(DATA_LABEL, "|", cache.prepare(index, workers=WORKERS))
+say(DATA_LABEL, cache.prepare(index, workers=WORKERS))
 paths, batch = cache.paths(index), config.train.batch_size
 in_memory = lss.data.loader.ArrayBatches(cache.load(index), batch_size=batch)
 print(f"in memory: {in_memory.volumes.nbytes / 2**20:.0f} MiB for {len(index)} studies")
@@ -247,7 +249,7 @@ rates = pd.Series({
         lss.data.loader.WindowDataset(paths, batch_size=batch, workers=4), repeats=2),
     "in memory": lss.data.loader.batches_per_second(in_memory, repeats=2),
 }, name=f"batches of {batch} per second ({accelerator['label']}; {DATA_LABEL})")
-rates.round(1)
+rates.round(1).to_frame()
 
 # %% [markdown]
 # Memory is fastest, but it holds every window: 512 KiB per study, so about 1 GiB for
@@ -289,7 +291,7 @@ y_train = result.split.loc[result.split.split == "train", "label"]
 y_val = result.split.loc[result.split.split == "val", "label"]
 majority = lss.metrics.majority_baseline(y_train, y_val)["accuracy"]
 prior = lss.metrics.prior_baseline(y_train, y_val)["log_loss"]
-print(f"{DATA_LABEL}: always Normal/Mild {majority:.3f}; "
+say(f"{DATA_LABEL}: always Normal/Mild {majority:.3f}; "
       f"class-share log loss {prior:.4f}")
 
 # %% [markdown]
@@ -431,7 +433,7 @@ print(f"{accelerator['label']}, {DATA_LABEL}:\n"
 
 # %%
 n_batches = -(-len(y_train) // batch) + -(-len(y_val) // batch)
-print(f"{accelerator['label']}: the model takes {n_batches / per_epoch:.1f} batches/s; "
+say(f"{accelerator['label']}: the model takes {n_batches / per_epoch:.1f} batches/s; "
       f"the cache read in the loop gives {rates.iloc[0]:.0f}, with 4 threads "
       f"{rates.iloc[1]:.0f} ({DATA_LABEL})")
 
@@ -455,7 +457,7 @@ Markdown(f"Here ({accelerator['label']}) the cache read in the loop delivers "
 # %%
 n_real = sum(REAL_CLASS_COUNTS)
 scale = n_real / len(index)
-print(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on "
+say(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on "
       f"{n_real:,} real studies, {PAPER_EPOCHS * scale * per_epoch / 60:.0f} min for "
       f"{PAPER_EPOCHS} epochs (estimated from {DATA_LABEL})")
 

@@ -111,6 +111,7 @@ from lss.config import (
     Config,
     LocaliserConfig,
 )
+from lss.text import say
 
 # %% [markdown]
 # The settings. `EPOCHS` and `CPU_EPOCHS` matter only when chapter 4's run is missing
@@ -119,6 +120,7 @@ from lss.config import (
 
 # %% tags=["parameters"]
 DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+N_STUDIES = 200               # phantom studies needed (a larger phantom serves too)
 DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
@@ -138,7 +140,7 @@ ROI_CPU_LEARNING_RATE = 1e-3  # chapter 6's on a CPU (the paper's 1e-4 on a GPU)
 # The data root and its label.
 
 # %%
-root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 RUN_DIR = Path(WORK_DIR) / "cnn_lstm"
 run = lss.run.RunDir(RUN_DIR)
@@ -228,7 +230,7 @@ Markdown(
 # %%
 n_val, accuracy = report["n_val"], report["model"]["accuracy"]
 error = np.sqrt(accuracy * (1 - accuracy) / n_val)
-print(f"{DATA_LABEL}: accuracy {accuracy:.3f} +/- {error:.3f} (one standard error, "
+say(f"{DATA_LABEL}: accuracy {accuracy:.3f} +/- {error:.3f} (one standard error, "
       f"{n_val} validation studies)")
 
 # %% [markdown]
@@ -444,7 +446,7 @@ _ = lss.viz.plot_saliency(volume, cam, point=point, data_label=DATA_LABEL,
 ROI_PATCH = max(4, size // 8)
 occlusion = lss.interpret.occlusion_sensitivity(model, volume, class_index=predicted,
                                                 patch=ROI_PATCH)
-print(f"{DATA_LABEL}, study {worst.study_id[0]}: blanking one {ROI_PATCH}-pixel patch "
+say(f"{DATA_LABEL}, study {worst.study_id[0]}: blanking one {ROI_PATCH}-pixel patch "
       f"removes at most {occlusion.max():.2%} of p({SEVERITIES[predicted]})")
 
 # %% [markdown]
@@ -497,7 +499,7 @@ Markdown(". ".join(f"For {name}, {_reads(r)}" for name, r in sanity.iterrows())
 
 # %%
 proba = worst.loc[0, columns].to_numpy(dtype=float)
-print(f"{lss.interpret.describe_prediction(proba, condition=CONDITION, level=LEVEL)}"
+say(f"{lss.interpret.describe_prediction(proba, condition=CONDITION, level=LEVEL)}"
       f"  [study {worst.study_id[0]}; label: {worst.true[0]}; {DATA_LABEL}]")
 
 # %% [markdown]
@@ -610,7 +612,7 @@ checks = {
 print(DATA_LABEL)
 for name, (model_score, reference, higher) in checks.items():
     better = model_score > reference if higher else model_score < reference
-    print(f"{name}: model {model_score:.3f}, reference {reference:.3f}, "
+    say(f"{name}: model {model_score:.3f}, reference {reference:.3f}, "
           f"{'beats' if better else 'does not beat'} it")
 
 # %% tags=["check"]

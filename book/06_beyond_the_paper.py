@@ -107,6 +107,7 @@ from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, Config, LocaliserConf
 
 # %% tags=["parameters"]
 DATA_DIR = "../data/phantom"  # Kaggle layout; the phantom is made here if absent
+N_STUDIES = 200               # phantom studies needed (a larger phantom serves too)
 DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
@@ -129,7 +130,7 @@ REAL_RUN_DIR = None    # the --out folder of `lss experiments` on the RSNA data
 
 # %%
 t_start = time.perf_counter()
-root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE)
+root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 accelerator = lss.device.describe_accelerator()
 epochs = lss.device.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)

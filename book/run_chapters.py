@@ -46,6 +46,8 @@ from pathlib import Path
 
 import yaml
 
+from lss.text import PAGE_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -356,6 +358,46 @@ def check_figures(nb: dict, name: str) -> None:
                  f"but have no image output (was the kernel's matplotlib backend Agg?)")
 
 
+def _plain_texts(out: dict):
+    """The texts of one output that the page shows in a fixed-width block: streams, a
+    ``text/plain`` that has no richer form beside it, and an error's message."""
+    if "text" in out:
+        yield _text(out["text"])
+    data = out.get("data", {})
+    richer = ("text/html", "text/markdown", *BINARY_MIME)
+    if "text/plain" in data and not any(m in data for m in richer):
+        yield _text(data["text/plain"])
+    if out.get("output_type") == "error":
+        yield f"{out.get('ename', '')}: {out.get('evalue', '')}"
+
+
+def wide_lines(nb: dict, width: int = PAGE_COLUMNS) -> list[tuple[int, str]]:
+    """``(cell index, line)`` for every fixed-width output line wider than ``width``.
+
+    >>> nb = {"cells": [{"cell_type": "code", "source": "", "outputs": [
+    ...     {"output_type": "stream", "name": "stdout", "text": "ok\\n" + "x" * 89}]}]}
+    >>> [(i, len(line)) for i, line in wide_lines(nb)]
+    [(0, 89)]
+    """
+    found = []
+    for index, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            for text in _plain_texts(out):
+                found += [(index, line) for line in text.split("\n")
+                          if len(line.rstrip()) > width]
+    return found
+
+
+def check_widths(nb: dict, name: str) -> None:
+    """Stop with one line naming the notebook, the cell and the first line too wide."""
+    wide = wide_lines(nb)
+    if wide:
+        index, line = wide[0]
+        sys.exit(f"run_chapters: {name} cell {index}: {len(wide)} output line(s) "
+                 f"wider than {PAGE_COLUMNS} columns, the first {len(line)}: "
+                 f"{line[:60]!r}...; print them with lss.text.say, or show a table")
+
+
 def check_private(nb: dict, name: str, patterns: dict[str, re.Pattern]) -> None:
     """Stop with one line naming the notebook and the cell if an output is private."""
     hit = find_private(nb, patterns)
@@ -404,6 +446,7 @@ def stage(executed: Path, site: Path) -> None:
             hide_injected_parameters(data)
             check_private(data, f"{f}.ipynb", patterns)
             check_figures(data, f"{f}.ipynb")
+            check_widths(data, f"{f}.ipynb")
             (site / f"{f}.ipynb").write_text(json.dumps(data, indent=1,
                                                         ensure_ascii=False))
         else:

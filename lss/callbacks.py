@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from lss.errors import DataError
+from lss.text import wrap
 
-__all__ = ["Backup", "EpochTimer", "ResumableEarlyStopping", "Hold", "seed_states",
-           "backup_epoch", "restore_backup", "HOLD_ENV"]
+__all__ = ["Backup", "EpochTimer", "EpochLine", "epoch_line", "ResumableEarlyStopping",
+           "Hold", "seed_states", "backup_epoch", "restore_backup", "HOLD_ENV"]
 
 #: Environment variable of the test hook :class:`Hold`: ``"after-epoch-<k>"`` or
 #: ``"in-epoch-<k>"`` (1-based).
@@ -103,6 +104,34 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._t0
+
+
+def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
+    """One epoch's summary, wrapped at the page width: training, then validation.
+
+    >>> print(epoch_line(2, 6, {"loss": 1.06771, "accuracy": 0.5, "val_loss": 1.0582,
+    ...                         "val_accuracy": 0.5, "epoch_seconds": 9.48}))
+    Epoch 3/6 (9.5 s) | loss 1.0677, accuracy 0.5000 | val_loss 1.0582, val_accuracy 0.5000
+    """
+    def part(names):
+        return ", ".join(f"{k} {float(logs[k]):.4f}" for k in names)
+
+    train = [k for k in logs if not k.startswith("val_") and k != "epoch_seconds"]
+    val = [k for k in logs if k.startswith("val_")]
+    head = f"Epoch {epoch + 1}/{epochs}"
+    if "epoch_seconds" in logs:
+        head += f" ({float(logs['epoch_seconds']):.1f} s)"
+    return wrap(head, *(part(names) for names in (train, val) if names))
+
+
+class EpochLine(keras.callbacks.Callback):
+    """Prints :func:`epoch_line` after each epoch: Keras' one-line-per-epoch log
+    (``verbose=2``) fits no page once a run has several metrics; listed after
+    :class:`EpochTimer`, so the line gives the epoch's wall time."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(epoch_line(epoch, self.params.get("epochs", epoch + 1), logs or {}),
+              flush=True)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -12,6 +12,7 @@ study are one volume, ordered along the patient axis, with one grey channel.
 
 from __future__ import annotations
 
+import logging
 import math
 import zipfile
 from collections.abc import Sequence
@@ -26,6 +27,24 @@ from lss.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lss.config import Config
+
+class _DropRetracingWarning(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning, and only it.
+
+    lss builds many small models in one process (the rows of an experiment, the
+    localisers, the occlusion maps of chapter 5); each model's first ``predict`` traces
+    its own function, and TensorFlow counts those traces together as if one function
+    retraced. The warning then reports a cost that is not there, in a 700-character line
+    on the page. Other TensorFlow messages pass; other backends never send this one.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+if not any(isinstance(f, _DropRetracingWarning)
+           for f in logging.getLogger("tensorflow").filters):
+    logging.getLogger("tensorflow").addFilter(_DropRetracingWarning())
 
 __all__ = [
     "SliceAugmentation",

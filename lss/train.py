@@ -24,6 +24,7 @@ import pandas as pd
 from lss.callbacks import (
     HOLD_ENV,
     Backup,
+    EpochLine,
     EpochTimer,
     Hold,
     ResumableEarlyStopping,
@@ -286,11 +287,12 @@ def _history_so_far(run: RunDir, *, resume: bool) -> tuple[int, pd.DataFrame]:
 
 
 def _callbacks(run: RunDir, config: Config, past: pd.DataFrame, start_epoch: int,
-               extra: Sequence[object]) -> list:
+               extra: Sequence[object], *, verbose: int = 0) -> list:
     """Timer, history, best model, early stopping and backup, in the order that is safe.
 
     The history row and the best model are written before the backup, so an
-    interruption between them repeats an epoch rather than losing one.
+    interruption between them repeats an epoch rather than losing one. ``verbose=2``
+    adds :class:`~lss.callbacks.EpochLine` (one wrapped line per epoch).
     """
     checkpoint = keras.callbacks.ModelCheckpoint(str(run.model), monitor="val_loss",
                                                  save_best_only=True)
@@ -299,6 +301,7 @@ def _callbacks(run: RunDir, config: Config, past: pd.DataFrame, start_epoch: int
     hold = [Hold(os.environ[HOLD_ENV], run.path / "HELD")] if os.environ.get(HOLD_ENV) else []
     return [
         EpochTimer(),
+        *([EpochLine()] if verbose == 2 else []),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         checkpoint,
         ResumableEarlyStopping(config.train.early_stopping_patience, past, start_epoch),
@@ -364,7 +367,8 @@ def train(
         from its start, with the same shuffle, so the result equals an uninterrupted
         run with the same seed (on CPU; see the book on GPU determinism).
     verbose : int
-        Keras verbosity: 2 prints one line per epoch, 1 a progress bar.
+        2 prints one line per epoch (:func:`lss.callbacks.epoch_line`, wrapped at the
+        page width), 1 Keras' progress bar, 0 nothing.
     overwrite : bool
         Delete an existing run folder first (the chapters rerun from scratch).
     callbacks : sequence
@@ -421,13 +425,14 @@ def train(
                              batch_size=config.train.batch_size, shuffle=True,
                              seed=config.train.seed, weights=inputs.weights, epoch=start_epoch,
                              **loader)
-    cbs = _callbacks(run, config, past, start_epoch, callbacks)
+    cbs = _callbacks(run, config, past, start_epoch, callbacks, verbose=verbose)
     if start_epoch:
         restore_backup(model, run.backup, start_epoch)
     # shuffle=False: WindowDataset shuffles itself from (seed, epoch); Keras' own batch
     # shuffle draws from the global NumPy state, which a resumed process does not share.
     model.fit(train_ds, validation_data=inputs.val_ds, epochs=config.train.epochs,
-              initial_epoch=start_epoch, shuffle=False, callbacks=cbs, verbose=verbose)
+              initial_epoch=start_epoch, shuffle=False, callbacks=cbs,
+              verbose=0 if verbose == 2 else verbose)
     seconds = time.perf_counter() - t0
     history = _finish(run, model, seconds=seconds, start_epoch=start_epoch, resume=resume)
     return TrainResult(run.path, model, history, split, seconds)

@@ -554,6 +554,30 @@ def test_staging_stops_when_a_declared_figure_has_no_image():
     assert run_chapters.missing_figures(nb) == []
 
 
+def test_staging_stops_on_an_output_line_wider_than_the_page():
+    """Streams, bare text/plain and error messages are fixed-width on the page: a line
+    over 88 columns stops the build; HTML tables and Markdown wrap, and pass."""
+    run_chapters = _load_runner()
+    wide = "w" * 89
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "short\n" + "s" * 88},
+               {"output_type": "execute_result", "metadata": {}, "execution_count": 1,
+                "data": {"text/plain": wide, "text/html": "<table></table>"}},
+               {"output_type": "display_data", "metadata": {},
+                "data": {"text/plain": "<Markdown>", "text/markdown": wide}}]
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": "f()",
+                     "outputs": outputs}]}
+    assert run_chapters.wide_lines(nb) == []
+    run_chapters.check_widths(nb, "ch.ipynb")
+    outputs.append({"output_type": "error", "ename": "DataError", "evalue": wide,
+                    "traceback": []})
+    outputs.append({"output_type": "execute_result", "metadata": {}, "execution_count": 2,
+                    "data": {"text/plain": "{'a': 1}\n" + wide}})
+    assert [len(line) for _, line in run_chapters.wide_lines(nb)] == [100, 89]
+    with pytest.raises(SystemExit, match=r"ch\.ipynb cell 0: 2 output line\(s\) wider "
+                                         r"than 88 columns, the first 100"):
+        run_chapters.check_widths(nb, "ch.ipynb")
+
+
 def test_the_chapters_kernels_draw_inline_whatever_the_shell_says():
     run_chapters = _load_runner()
     assert run_chapters.INLINE_BACKEND == "module://matplotlib_inline.backend_inline"

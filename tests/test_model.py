@@ -323,3 +323,18 @@ def test_config_passes_pooling_through():
     assert m.get_layer("slice_features").output.shape[-1] == 128 * 4 * 4
     with pytest.raises(ValueError, match="pooling must be"):
         Config().replace(pooling="max")
+
+
+def test_only_tensorflows_retracing_warning_is_dropped(caplog):
+    """lss quiets one benign TensorFlow warning (many small models counted as one
+    function retracing), and nothing else that TensorFlow logs."""
+    import logging
+
+    import lss.model  # noqa: F401  (installs the filter)
+
+    tf_log = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        tf_log.warning("5 out of the last 75 calls to <function f> triggered tf.function "
+                       "retracing. Tracing is expensive")
+        tf_log.warning("a warning that matters")
+    assert [r.getMessage() for r in caplog.records] == ["a warning that matters"]

@@ -254,6 +254,18 @@ def test_cli_bad_data_is_a_one_line_error(tiny_data, tmp_path, capsys):
 # ------------------------------------------------------------ precision, loader, timing
 
 
+def test_verbose_2_prints_one_wrapped_line_per_epoch(tiny_data, tmp_path, cfg, capsys):
+    """Keras' own verbose=2 line runs past a page's 88 columns; lss prints its own."""
+    res = train(tiny_data, cfg, tmp_path / "run", cache_dir=tmp_path / "cache", verbose=2)
+    out = capsys.readouterr().out
+    starts = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    epochs = cfg.train.epochs
+    assert starts and [s.split()[1] for s in starts] == [f"{k}/{epochs}"
+                                                        for k in range(1, len(res.history) + 1)]
+    assert max(len(line) for line in out.splitlines()) <= 88
+    assert "val_loss" in out and "ms/step" not in out  # lss's line, not Keras'
+
+
 def test_history_records_epoch_seconds(tiny_data, tmp_path, cfg):
     res = train(tiny_data, cfg, tmp_path / "run", cache_dir=tmp_path / "cache", verbose=0)
     assert "epoch_seconds" in res.history and (res.history["epoch_seconds"] > 0).all()
