@@ -177,3 +177,44 @@ def write_labelled_root(root: Path, n_studies: int = 16, *, n_slices: int = 4, s
             write_slice(folder / f"{z + 1}.dcm", img, instance=z + 1, position=(0, 0, 4.0 * z))
     write_tables(root, studies)
     return root
+
+
+def set_tags(path: Path, **tags) -> Path:
+    """Rewrite a file with ``tags`` set by keyword (``FrameOfReferenceUID="1.2.3"``);
+    ``None`` removes a tag, as a writer that leaves one out does."""
+    ds = pydicom.dcmread(path)
+    for keyword, value in tags.items():
+        if value is None:
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_stack(
+    folder: Path,
+    positions,
+    *,
+    instances,
+    orientation: tuple[float, ...] = (1, 0, 0, 0, 1, 0),
+    shape: tuple[int, int] = (16, 16),
+    spacing: tuple[float, float] = (0.7, 0.7),
+    frame_uid: str | None = None,
+) -> list[Path]:
+    """Write one slice per ImagePositionPatient in ``positions``, all in one orientation,
+    named by instance number; ``frame_uid`` sets FrameOfReferenceUID (absent by default).
+
+    Several calls on one folder make one series of several stacks (RSNA's per-disc axial
+    stacks); a sagittal series is ``orientation=(0, 1, 0, 0, 0, -1)``.
+    """
+    paths = []
+    for pos, inst in zip(positions, instances, strict=True):
+        path = write_slice(folder / f"{inst}.dcm", np.zeros(shape, np.uint16), instance=int(inst),
+                           position=tuple(float(v) for v in pos),
+                           orientation=tuple(float(v) for v in orientation), spacing=spacing)
+        if frame_uid is not None:
+            set_tags(path, FrameOfReferenceUID=frame_uid)
+        paths.append(path)
+    return paths

@@ -6,6 +6,8 @@ Public API (documented in the README):
   labelled study for a target;
 * :func:`read_series` and :func:`scan_series` -- a series in spatial order;
 * :func:`level_window` -- the model input for one study;
+* :func:`read_geometry`, :func:`pixel_to_patient`, :func:`nearest_slice` and their kin
+  (:mod:`lss.data.geometry`) -- a point of one series in the slices of another;
 * :class:`TensorCache` -- preprocessed windows on disk;
 * :class:`DataError` -- raised for bad input, naming the file, study or series
   (defined in :mod:`lss.errors`, re-exported here).
@@ -13,6 +15,16 @@ Public API (documented in the README):
 
 from lss.data.cache import CacheStats, TensorCache, default_cache_dir
 from lss.data.dicom import Series, SeriesHeader, decode_slice, read_series, scan_series
+from lss.data.geometry import (
+    NearestSlice,
+    SeriesGeometry,
+    check_same_frame,
+    nearest_slice,
+    patient_to_pixel,
+    pixel_to_patient,
+    read_geometry,
+    split_stacks,
+)
 from lss.data.tables import Tables, build_index, load_tables, series_dir
 from lss.data.window import (
     Window,
@@ -35,6 +47,14 @@ __all__ = [
     "read_series",
     "scan_series",
     "decode_slice",
+    "SeriesGeometry",
+    "NearestSlice",
+    "read_geometry",
+    "pixel_to_patient",
+    "patient_to_pixel",
+    "split_stacks",
+    "nearest_slice",
+    "check_same_frame",
     "Window",
     "level_window",
     "window_indices",
