@@ -75,25 +75,45 @@ log = logging.getLogger("lss")
 
 @keras.saving.register_keras_serializable(package="lss")
 class SpatialSoftArgmax(keras.layers.Layer):
-    """Scores (B, H, W, 1) -> expected position (B, 2) = (u, v) in [0, 1].
+    """Scores (B, H, W, K) -> expected positions (u, v) in [0, 1], one per channel.
 
-    A softmax over the H * W cells gives a probability map; the output is its mean
-    position, cell ``(i, j)`` sitting at ``((j + 0.5) / W, (i + 0.5) / H)``.
+    A softmax over the H * W cells of each channel gives a probability map; the output
+    is its mean position, cell ``(i, j)`` sitting at ``((j + 0.5) / W, (i + 0.5) / H)``.
+
+    Parameters
+    ----------
+    keep_points : bool
+        False (the default, the recess localiser): one channel, output (B, 2).
+        True: K channels, output (B, K, 2), one point per channel (the disc levels of
+        :mod:`lss.levels`).
     """
+
+    def __init__(self, keep_points: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.keep_points = bool(keep_points)
 
     def call(self, scores):
         ops = keras.ops
-        h, w = scores.shape[1], scores.shape[2]
-        p = ops.softmax(ops.reshape(ops.cast(scores, "float32"), (-1, h * w)), axis=-1)
-        p = ops.reshape(p, (-1, h, w))
+        h, w, k = scores.shape[1], scores.shape[2], scores.shape[3]
+        if not self.keep_points and k != 1:
+            raise ValueError(f"SpatialSoftArgmax without keep_points takes 1 channel, got {k}")
+        scores = ops.transpose(ops.cast(scores, "float32"), (0, 3, 1, 2))  # (B, K, H, W)
+        p = ops.softmax(ops.reshape(scores, (-1, k, h * w)), axis=-1)
+        p = ops.reshape(p, (-1, k, h, w))
         us = (ops.arange(w, dtype="float32") + 0.5) / w
         vs = (ops.arange(h, dtype="float32") + 0.5) / h
-        u = ops.sum(ops.sum(p, axis=1) * us, axis=-1)
-        v = ops.sum(ops.sum(p, axis=2) * vs, axis=-1)
-        return ops.stack([u, v], axis=-1)
+        u = ops.sum(ops.sum(p, axis=2) * us, axis=-1)
+        v = ops.sum(ops.sum(p, axis=3) * vs, axis=-1)
+        uv = ops.stack([u, v], axis=-1)  # (B, K, 2)
+        return uv if self.keep_points else uv[:, 0]
 
     def compute_output_shape(self, input_shape):
+        if self.keep_points:
+            return (input_shape[0], input_shape[3], 2)
         return (input_shape[0], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "keep_points": self.keep_points}
 
 
 def build_localiser(image_size: int = 96, filters: Sequence[int] = (16, 32, 64), *,

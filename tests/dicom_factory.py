@@ -218,3 +218,56 @@ def write_stack(
             set_tags(path, FrameOfReferenceUID=frame_uid)
         paths.append(path)
     return paths
+
+
+#: Sagittal slices: rows run head to foot (-z), columns anterior to posterior (+y).
+SAGITTAL_ORIENTATION = (0, 1, 0, 0, 0, -1)
+
+
+def write_level_root(root: Path, n_studies: int = 16, *, shape: tuple[int, int] = (40, 24),
+                     n_slices: int = 4, spacing: tuple[float, float] = (0.8, 0.5),
+                     missing: dict[int, tuple[str, ...]] | None = None,
+                     seed: int = 0) -> Path:
+    """Studies whose Sagittal T2/STIR series shows the five disc levels as bright squares.
+
+    Study ``1000 + k`` has series ``5000 + k`` (Sagittal T2/STIR, ``n_slices`` slices along
+    the patient's x, instance numbers 10, 11, ... running opposite to x) and an Axial T2
+    series ``7000 + k`` listed in the tables only. Level ``i`` sits at column ``cx``
+    and row ``top + 6 i`` (``cx``, ``top`` drawn per study; brightness grows with ``i``).
+    Its "Spinal Canal Stenosis" row names instance 11 and that (x, y), except for the
+    levels ``missing[k]`` lists. Returns ``root``.
+    """
+    import pandas as pd
+
+    from lss.config import LEVELS
+    from lss.data.tables import TRAIN_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    rows, cols = shape
+    missing = missing or {}
+    series, coords = [], []
+    for k in range(n_studies):
+        sid, ser = 1000 + k, 5000 + k
+        cx, top = int(rng.integers(4, cols - 4)), int(rng.integers(4, rows - 28))
+        folder = root / "train_images" / str(sid) / str(ser)
+        for z in range(n_slices):
+            img = rng.integers(0, 100, shape).astype(np.uint16)
+            for i in range(len(LEVELS)):
+                y = top + 6 * i
+                img[y - 1:y + 2, cx - 1:cx + 2] += 400 * (i + 2)
+            write_slice(folder / f"{z}.dcm", img, instance=10 + n_slices - 1 - z,
+                        position=(4.0 * z, 0.0, 0.0), orientation=SAGITTAL_ORIENTATION,
+                        spacing=spacing)
+        series += [(sid, ser, "Sagittal T2/STIR"), (sid, 7000 + k, "Axial T2")]
+        coords += [(sid, ser, 11, "Spinal Canal Stenosis", lv, float(cx), float(top + 6 * i))
+                   for i, lv in enumerate(LEVELS) if lv not in missing.get(k, ())]
+    root.mkdir(parents=True, exist_ok=True)
+    train = pd.DataFrame([{"study_id": 1000 + k, **{c: "Normal/Mild" for c in TRAIN_COLUMNS[1:]}}
+                          for k in range(n_studies)], columns=list(TRAIN_COLUMNS))
+    train.to_csv(root / "train.csv", index=False)
+    pd.DataFrame(series, columns=["study_id", "series_id", "series_description"]).to_csv(
+        root / "train_series_descriptions.csv", index=False)
+    pd.DataFrame(coords, columns=["study_id", "series_id", "instance_number", "condition",
+                                  "level", "x", "y"]).to_csv(
+        root / "train_label_coordinates.csv", index=False)
+    return root
