@@ -95,6 +95,7 @@ import lss.localiser
 import lss.run
 import lss.viz
 from lss.config import PAPER_RESULTS, REAL_MAJORITY_SHARE, Config, LocaliserConfig
+from lss.text import command, say
 
 # %% [markdown]
 # The settings. `EPOCHS = None` means the paper's 20 epochs at its learning rate of 1e-4
@@ -137,7 +138,7 @@ epochs = lss.device.resolve_epochs(EPOCHS, accelerator, cpu_epochs=CPU_EPOCHS)
 learning_rate = LEARNING_RATE or (CPU_LEARNING_RATE if accelerator["kind"] == "CPU" else
                                   Config().train.learning_rate)
 OUT_DIR = Path(WORK_DIR) / "experiments"
-print(f"{DATA_LABEL}\n{accelerator['label']}: {epochs} epochs at learning rate "
+say(f"{DATA_LABEL}\n{accelerator['label']}: {epochs} epochs at learning rate "
       f"{learning_rate:g} for every row but more_epochs ({2 * epochs})")
 
 # %%
@@ -236,7 +237,7 @@ LOCALISER = LocaliserConfig(image_size=LOCALISER_SIZE, epochs=LOCALISER_EPOCHS,
 index, split = lss.experiments.shared_split(root, experiments[0].config)
 _, _, loc_errors = lss.localiser.fit_split_localiser(
     root, OUT_DIR, index, split, config=LOCALISER, cache_dir=CACHE_DIR, retrain=True)
-print(f"{DATA_LABEL}: localiser on {loc_errors['n']} validation studies: median error "
+say(f"{DATA_LABEL}: localiser on {loc_errors['n']} validation studies: median error "
       f"{loc_errors['median_px']:.1f} px = {loc_errors['median_mm']:.2f} mm, "
       f"90th percentile {loc_errors['p90_mm']:.2f} mm, "
       f"largest {loc_errors['max_mm']:.2f} mm; within 5 mm: "
@@ -328,8 +329,8 @@ table.loc[table.kind == "model",
 
 # %%
 rerun = lss.run.RunDir(OUT_DIR / "roi_level").read_manifest()["experiment"]["rerun"]
-print(rerun.replace(str(Path(WORK_DIR).resolve()), "WORK_DIR")
-      .replace(str(Path(root).resolve()), "DATA_DIR"))
+print(command(rerun.replace(str(Path(WORK_DIR).resolve()), "WORK_DIR")
+              .replace(str(Path(root).resolve()), "DATA_DIR")))
 
 # %% [markdown]
 # ## What the inputs hold: a linear probe
@@ -428,7 +429,7 @@ Markdown(
 # The paper's figures, quoted as the paper's:
 
 # %%
-print("Paper (real RSNA 2024 data): validation accuracy "
+say("Paper (real RSNA 2024 data): validation accuracy "
       f"{PAPER_RESULTS['val_accuracy']:.1%}; "
       f"always Normal/Mild on the real labels: {REAL_MAJORITY_SHARE:.1%}")
 
@@ -442,11 +443,11 @@ print("Paper (real RSNA 2024 data): validation accuracy "
 
 # %%
 REAL_DATA = "/path/to/rsna-2024-lumbar-spine-degenerative-classification"
-print(f"lss experiments --data {REAL_DATA} --out runs/experiments-rsna \\\n"
-      f"    --epochs {lss.config.PAPER_EPOCHS} --seed {SEED} "
-      f"--class-weight {CLASS_WEIGHT} "
-      f"--crop-mm {CROP_MM:g} --roi-size {ROI_IMAGE_SIZE} "
-      f"--level-slices {LEVEL_SLICES}")
+print(command(f"lss experiments --data {REAL_DATA} --out runs/experiments-rsna "
+              f"--epochs {lss.config.PAPER_EPOCHS} --seed {SEED} "
+              f"--class-weight {CLASS_WEIGHT} "
+              f"--crop-mm {CROP_MM:g} --roi-size {ROI_IMAGE_SIZE} "
+              f"--level-slices {LEVEL_SLICES}"))
 
 # %% [markdown]
 # One row alone: add `--row roi` (repeatable). The ROI run folder then predicts the test
@@ -516,7 +517,7 @@ weighted = lss.experiments.Experiment(
 row = lss.experiments.run_experiment(root, weighted, OUT_DIR, cache_dir=CACHE_DIR,
                                      localiser=LOCALISER)
 before = table.set_index("experiment").loc["roi_level"]
-print(f"{DATA_LABEL}: RSNA log loss {before.rsna_log_loss:.3f} -> "
+say(f"{DATA_LABEL}: RSNA log loss {before.rsna_log_loss:.3f} -> "
       f"{row['rsna_log_loss']:.3f}, balanced accuracy "
       f"{before.balanced_accuracy:.3f} -> {row['balanced_accuracy']:.3f}")
 
@@ -543,7 +544,7 @@ print("Exercise 1: correct")
 plain = [e for e in experiments if isinstance(e, lss.experiments.Experiment)]
 merged = lss.experiments.combine(
     lss.experiments.Combination(metric="rsna_log_loss"), table, plain)
-print(DATA_LABEL, "nothing to combine" if merged is None else merged.description)
+say(DATA_LABEL, "nothing to combine" if merged is None else merged.description, sep=" ")
 
 # %% tags=["check"]
 scored = table.set_index("experiment")["rsna_log_loss"]

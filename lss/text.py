@@ -13,7 +13,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-__all__ = ["PAGE_COLUMNS", "wrap", "say"]
+__all__ = ["PAGE_COLUMNS", "wrap", "say", "command"]
 
 #: The widest line a page shows whole: code and printed output alike.
 PAGE_COLUMNS: int = 88
@@ -49,3 +49,39 @@ def wrap(*parts: Any, sep: str = " | ", width: int = PAGE_COLUMNS) -> str:
 def say(*parts: Any, sep: str = " | ", width: int = PAGE_COLUMNS) -> None:
     """Print :func:`wrap` of ``parts``: ``print`` for a page of ``width`` columns."""
     print(wrap(*parts, sep=sep, width=width))
+
+
+def _options(cmd: str) -> list[str]:
+    """A command's words, each option kept with its value (``--epochs 20``)."""
+    groups: list[str] = []
+    for word in cmd.split():
+        if groups and not word.startswith("-") and groups[-1].startswith("-") \
+                and " " not in groups[-1]:
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    return groups
+
+
+def command(cmd: str, width: int = PAGE_COLUMNS) -> str:
+    """A shell command split over lines with ``\\`` continuations, at most ``width``.
+
+    Options stay with their values; continuation lines are indented four spaces, so
+    the printed command can be pasted into a shell as it is.
+
+    >>> print(command("lss train --data /data/rsna --config runs/x/config.json "
+    ...               "--run runs/x-again", width=40))
+    lss train --data /data/rsna \\
+        --config runs/x/config.json \\
+        --run runs/x-again
+    """
+    lines = [""]
+    for group in _options(cmd):
+        indent = "    " if len(lines) > 1 else ""
+        trial = f"{lines[-1]} {group}" if lines[-1] else indent + group
+        if len(trial) + 2 > width and lines[-1].strip():
+            lines[-1] += " \\"
+            lines.append("    " + group)
+        else:
+            lines[-1] = trial
+    return "\n".join(lines)
