@@ -1,4 +1,4 @@
-"""The ``lss`` command: prepare, train, evaluate, predict, experiments, phantom.
+"""The ``lss`` command: prepare, train, evaluate, levels, predict, experiments, phantom.
 
 Examples
 --------
@@ -8,6 +8,8 @@ Examples
     lss train       --data data/phantom --run runs/cnn_lstm --epochs 20
     lss train       --data data/phantom --config runs/experiments/roi/config.json --run runs/roi
     lss evaluate    --run runs/cnn_lstm
+    lss levels      --run runs/cnn_lstm --data data/phantom
+    lss evaluate    --run runs/cnn_lstm --levels found
     lss predict     --run runs/cnn_lstm --data data/phantom --out submission.csv
     lss predict     --run runs/cnn_lstm --study data/phantom/test_images/123 --out one.csv
     lss experiments --data data/phantom --out runs/experiments [--row no_flip]
@@ -172,7 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a run on its validation split")
     _add_common(p, data_default=None)
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
-    p.add_argument("--out", help="output folder (default: the run folder)")
+    p.add_argument("--out", help="output folder (default: the run folder; with --levels "
+                   "found, its levels-found folder)")
+    p.add_argument("--levels", choices=["table", "found"], default="table",
+                   help="grade the coordinate table's slice (the oracle) or the slice the "
+                   "run's level finder finds, as for a new study (default: %(default)s)")
+
+    p = sub.add_parser("levels", help="fit a run's level finder on its training studies")
+    _add_common(p)
+    p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
 
     p = sub.add_parser("predict", help="write a submission CSV for a test split or a study")
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
@@ -180,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--data", help="data root with test_series_descriptions.csv")
     where.add_argument("--study", help="one study folder: <study_id>/<series_id>/*.dcm")
     p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--levels", choices=["found", "middle"], default="found",
+                   help="centre the window on the level the run's level finder finds "
+                   "(default), or on the middle slice of the longest Axial T2 series")
     p.add_argument("--out", default="submission.csv", help="CSV path (default: %(default)s)")
     _add_experiments(sub)
     _add_phantom(sub)
@@ -253,11 +267,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lss.metrics import format_report
     from lss.run import RunDir
 
-    out = Path(args.out) if args.out else Path(args.run)
+    out = Path(args.out) if args.out else None
     report = evaluate_run(args.run, args.data, out_dir=out, cache_dir=args.cache,
-                          workers=args.workers)
+                          workers=args.workers, levels=args.levels)
     print(format_report(report, data_label=report["data"]["label"]))
-    print(f"Wrote {RunDir(args.run).metrics(out)}, predictions.csv and figures")
+    found = report["levels"]
+    if found.get("source") == "level finder":
+        print(f"levels found: {found['exact']:.1%} on the table's slice, "
+              f"{found['within_one']:.1%} within one slice, median {found['median_mm']:.2f} "
+              f"mm off ({int(found['pairs'])} validation studies)")
+    where = out or (Path(args.run) if args.levels == "table"
+                    else Path(args.run) / "levels-found")
+    print(f"Wrote {RunDir(args.run).metrics(where)}, predictions.csv and figures")
+    return 0
+
+
+def _levels(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from lss.config import LevelLocaliserConfig
+    from lss.locate import fit_run_level_finder
+
+    config = LevelLocaliserConfig()
+    if args.epochs is not None:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    result = fit_run_level_finder(args.run, args.data, config=config, cache_dir=args.cache,
+                                  workers=args.workers)
+    print(f"Level finder trained on {result.n_train} studies of {args.run}'s training split "
+          f"-> {result.path}. Next: lss evaluate --run {args.run} --levels found")
+    if result.excluded:
+        print(f"left out {len(result.excluded)} studies without a spinal canal point: "
+              f"{result.excluded[:5]}")
     return 0
 
 
@@ -267,7 +307,8 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give the path of the CSV file to write")
-    sub = predict(args.run, args.data, study_dir=args.study, split=args.split)
+    sub = predict(args.run, args.data, study_dir=args.study, split=args.split,
+                  levels=args.levels)
     out.parent.mkdir(parents=True, exist_ok=True)
     sub.to_csv(out, index=False)
     print(f"Wrote {len(sub)} rows to {out}")
@@ -330,8 +371,8 @@ def _phantom(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "predict": _predict,
-             "experiments": _experiments, "phantom": _phantom}
+_COMMANDS = {"prepare": _prepare, "train": _train, "evaluate": _evaluate, "levels": _levels,
+             "predict": _predict, "experiments": _experiments, "phantom": _phantom}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -50,6 +50,7 @@ def evaluate_run(
     cache_dir: str | Path | None = None,
     workers: int | None = None,
     figures: bool = True,
+    levels: str = "table",
 ) -> dict[str, Any]:
     """Score a run's best model on its validation split, beside both reference points.
 
@@ -60,7 +61,13 @@ def evaluate_run(
     root : str or Path, optional
         The data root; defaults to the one recorded in the run's manifest.
     out_dir : str or Path, optional
-        Where ``metrics.json``, ``predictions.csv`` and figures go (default ``run_dir``).
+        Where ``metrics.json``, ``predictions.csv`` and figures go (default ``run_dir``;
+        with ``levels="found"``, its ``levels-found/`` folder).
+    levels : {"table", "found"}
+        Which axial slice each validation study is graded on: the coordinate table's
+        (the oracle a new study does not have) or the one the run's level finder finds
+        (:func:`lss.locate.find_levels`), as :func:`predict` grades a new study. The
+        report then gives, under ``levels``, how often the found slice is the table's.
 
     Returns
     -------
@@ -73,8 +80,11 @@ def evaluate_run(
     """
     from lss.metrics import evaluate
 
+    if levels not in ("table", "found"):
+        raise ValueError(f"levels must be 'table' or 'found', got {levels!r}")
     run = RunDir(run_dir)
-    out_dir = Path(out_dir) if out_dir else run.path
+    out_dir = Path(out_dir) if out_dir else (
+        run.path if levels == "table" else run.path / "levels-found")
     root = run.data_root(root)
     model, config = run.load()
     index = build_index(root, config.condition, config.level)
@@ -82,6 +92,9 @@ def evaluate_run(
     merged = merged[~merged["study_id"].isin(run.failed_studies())]  # listed in errors.csv
     val = merged[merged["split"] == "val"].reset_index(drop=True)
     y_train = merged.loc[merged["split"] == "train", "label"].to_numpy()
+    found_levels = None
+    if levels == "found":
+        val, found_levels = _found_slices(run, root, val, config.level)
 
     centres, centred_by = None, None
     if config.preprocess.crop_mm is not None:
@@ -96,15 +109,34 @@ def evaluate_run(
     report["data"] = source
     if centred_by is not None:
         report["centres"] = centred_by
+    report["levels"] = found_levels or {"source": "coordinate table"}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     run.write_metrics(report, out_dir)
     run.write_predictions(val["study_id"], val["label"], proba, out_dir)
     if figures:
         _save_figures(run, out_dir, report, source["label"])
-    run.write_manifest({"status": "evaluated", "metrics": {
-        k: report[k] for k in ("model", "majority", "prior", "n_val", "n_train")}})
+    if levels == "table":
+        run.write_manifest({"status": "evaluated", "metrics": {
+            k: report[k] for k in ("model", "majority", "prior", "n_val", "n_train")}})
     return report
+
+
+def _found_slices(run: RunDir, root: Path, val: pd.DataFrame, level: str
+                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``val`` on the slices the run's level finder finds, and how they compare with
+    the table's (share on the labelled slice, within one slice, median mm off)."""
+    from lss.levels import load_level_localiser
+    from lss.locate import find_study_levels, level_hits, summarise_hits, with_found_levels
+
+    if not run.level_finder.is_file():
+        raise DataError(f"Run {run.path} has no {run.LEVEL_FINDER}: fit one with "
+                        f"lss levels --run {run.path} --data {root}")
+    found = find_study_levels(load_level_localiser(run.level_finder), root,
+                              val["study_id"].tolist())
+    hits = level_hits(found[found["level"] == level], root)
+    summary = summarise_hits(hits).iloc[0].to_dict()
+    return with_found_levels(val, found, level), {"source": "level finder", **summary}
 
 
 def _match_split(run: RunDir, index: pd.DataFrame, root: Path) -> pd.DataFrame:
@@ -173,9 +205,17 @@ def _series_description(folder: Path) -> str:
     return str(first_file_header(folder, ["SeriesDescription"]).get("SeriesDescription", ""))
 
 
+def _longest(folders: list[Path]) -> Path | None:
+    return choose_series(folders) if folders else None
+
+
 def _study_requests(root: Path | None, study_dir: Path | None, split: str
-                    ) -> list[tuple[int, Path]]:
-    """(study_id, chosen Axial T2 series folder) for each study to predict."""
+                    ) -> list[tuple[int, list[Path], Path | None]]:
+    """(study_id, Axial T2 folders, Sagittal T2/STIR folder or None) per study to predict.
+
+    Series come from ``<split>_series_descriptions.csv`` (or, for one study folder, from
+    each series' DICOM SeriesDescription); the coordinate table is never read.
+    """
     if study_dir is not None:
         study_dir = Path(study_dir)
         if not study_dir.is_dir():
@@ -184,11 +224,13 @@ def _study_requests(root: Path | None, study_dir: Path | None, split: str
             study_id = int(study_dir.name)
         except ValueError as exc:
             raise DataError(f"Study folder name must be the study_id: {study_dir}") from exc
-        axial = [p for p in study_dir.iterdir() if p.is_dir()
-                 and _series_description(p) == "Axial T2"]
+        described = {p: _series_description(p) for p in sorted(study_dir.iterdir())
+                     if p.is_dir()}
+        axial = [p for p, d in described.items() if d == "Axial T2"]
         if not axial:
             raise DataError(f"Study {study_id}: no Axial T2 series in {study_dir}")
-        return [(study_id, choose_series(axial))]
+        sagittal = [p for p, d in described.items() if d == "Sagittal T2/STIR"]
+        return [(study_id, axial, _longest(sagittal))]
     assert root is not None
     tables = load_tables(root)
     series = tables.test_series if split == "test" else tables.series
@@ -196,14 +238,46 @@ def _study_requests(root: Path | None, study_dir: Path | None, split: str
         raise DataError(f"No {split}_series_descriptions.csv under {root}")
     out = []
     for study_id, group in series.groupby("study_id", sort=True):
-        ids = group.loc[group["series_description"] == "Axial T2", "series_id"].tolist()
-        folders = [series_dir(root, study_id, s, split=split) for s in ids]
-        for f in folders:
+        folders = {d: [series_dir(root, study_id, s, split=split) for s in
+                       sorted(group.loc[group["series_description"] == d, "series_id"])]
+                   for d in ("Axial T2", "Sagittal T2/STIR")}
+        for f in folders["Axial T2"] + folders["Sagittal T2/STIR"]:
             if not f.is_dir():
                 raise DataError(f"Study {study_id}: series folder {f} is missing")
-        if not folders:
+        if not folders["Axial T2"]:
             raise DataError(f"Study {study_id}: no Axial T2 series listed in {split} tables")
-        out.append((int(study_id), choose_series(folders)))
+        out.append((int(study_id), folders["Axial T2"], _longest(folders["Sagittal T2/STIR"])))
+    return out
+
+
+def _level_slices(run: RunDir, requests: list, level: str, levels: str
+                  ) -> list[tuple[Path, int | None]]:
+    """(Axial T2 folder, instance or None) of the graded level in each requested study.
+
+    ``levels="found"``: the run's level finder (:mod:`lss.locate`) on the study's
+    Sagittal T2/STIR series; ``"middle"``: the middle slice of the longest Axial T2
+    series, the paper's model's only option when no level finder exists.
+    """
+    if levels == "middle":
+        return [(choose_series(axial), None) for _, axial, _ in requests]
+    if levels != "found":
+        raise ValueError(f"levels must be 'found' or 'middle', got {levels!r}")
+    if not run.level_finder.is_file():
+        raise DataError(f"Run {run.path} has no {run.LEVEL_FINDER} to find {level} in new "
+                        f"studies: fit one with lss levels --run {run.path} --data ROOT, or "
+                        f"predict with --levels middle")
+    from lss.levels import load_level_localiser
+    from lss.locate import find_levels
+
+    finder = load_level_localiser(run.level_finder)
+    out = []
+    for study_id, axial, sagittal in requests:
+        if sagittal is None:
+            raise DataError(f"Study {study_id}: no Sagittal T2/STIR series to find {level} on")
+        found = find_levels(finder, sagittal, axial, study_id=study_id)
+        row = found.loc[found["level"] == level].iloc[0]
+        folder = next(a for a in axial if int(a.name) == int(row["series_id"]))
+        out.append((folder, int(row["instance_number"])))
     return out
 
 
@@ -213,13 +287,18 @@ def predict(
     *,
     study_dir: str | Path | None = None,
     split: str = "test",
+    levels: str = "found",
 ) -> pd.DataFrame:
     """Grade new studies; rows in the RSNA 2024 submission format.
 
-    Without a coordinate row, the window is centred on the middle slice of the study's
-    longest Axial T2 series (:func:`choose_series`): a documented limitation of the
-    paper's whole-slice model, which does not localise the level. A run that crops a
-    region of interest (``crop_mm`` set) crops where its stored localiser
+    A new study has no coordinate row: with ``levels="found"`` (the default) the run's
+    level finder (:attr:`lss.run.RunDir.level_finder`, fitted by ``lss levels``) finds
+    the graded level's Axial T2 slice from the Sagittal T2/STIR series
+    (:func:`lss.locate.find_levels`), and the window is centred there. With
+    ``levels="middle"`` the window is centred on the middle slice of the longest Axial
+    T2 series (:func:`choose_series`), which in a series of per-disc stacks is usually
+    not the level: only for a run without a level finder. A run that crops a region of
+    interest (``crop_mm`` set) crops where its stored localiser
     (:attr:`lss.run.RunDir.localiser`) points on that slice.
 
     Parameters
@@ -232,6 +311,7 @@ def predict(
         Or one study folder (``.../<study_id>/<series_id>/*.dcm``); series are
         recognised by their DICOM SeriesDescription.
     split : {"test", "train"}
+    levels : {"found", "middle"}
 
     Returns
     -------
@@ -244,7 +324,9 @@ def predict(
     run = RunDir(run_dir)
     model, config = run.load()
     requests = _study_requests(Path(root) if root else None, study_dir, split)
-    headers = [scan_series(folder) for _, folder in requests]
+    slices = _level_slices(run, requests, config.level, levels)
+    headers = [scan_series(folder) for folder, _ in slices]
+    instances = [instance for _, instance in slices]
     centres: list = [None] * len(headers)
     if config.preprocess.crop_mm is not None:
         from lss.localiser import centres_for_series, load_run_localiser
@@ -253,12 +335,12 @@ def predict(
         if localiser is None:
             raise DataError(f"Run {run.path} crops {config.preprocess.crop_mm} mm around the "
                             f"recess but has no {run.LOCALISER} to find it in new studies")
-        centres = centres_for_series(localiser, headers)
-    volumes = np.stack([level_window(h, None, config.preprocess, centre_xy=c).volume
-                        for h, c in zip(headers, centres, strict=True)])
+        centres = centres_for_series(localiser, headers, instances)
+    volumes = np.stack([level_window(h, i, config.preprocess, centre_xy=c).volume
+                        for h, i, c in zip(headers, instances, centres, strict=True)])
     proba = predict_proba(model, volumes, batch_size=config.train.batch_size)
     proba = proba / proba.sum(axis=1, keepdims=True)
     return pd.DataFrame({
-        "row_id": [f"{sid}_{config.target}" for sid, _ in requests],
+        "row_id": [f"{sid}_{config.target}" for sid, _, _ in requests],
         "normal_mild": proba[:, 0], "moderate": proba[:, 1], "severe": proba[:, 2],
     }, columns=list(SUBMISSION_COLUMNS))

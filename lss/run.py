@@ -12,6 +12,7 @@ A run folder holds everything needed to evaluate, resume or repeat a run::
                        history.json at the end
       backup/          state at the last finished epoch while a run is in progress (--resume)
       localiser.keras  the recess localiser of a region-of-interest run
+      levels.keras     the level finder, for studies without coordinates (lss levels)
       metrics.json     the validation scores (lss evaluate), predictions.csv, figures
 
 :class:`RunDir` is the only place that spells these names; every other module and
@@ -137,6 +138,7 @@ class RunDir:
     HISTORY_JSON = "history.json"
     BACKUP = "backup"
     LOCALISER = "localiser.keras"
+    LEVEL_FINDER = "levels.keras"
     METRICS = "metrics.json"
     PREDICTIONS = "predictions.csv"
     ERRORS = "errors.csv"
@@ -194,6 +196,12 @@ class RunDir:
     def localiser(self) -> Path:
         """``localiser.keras``: a region-of-interest run's recess localiser."""
         return self.path / self.LOCALISER
+
+    @property
+    def level_finder(self) -> Path:
+        """``levels.keras``: the sagittal level localiser that finds the graded level
+        in a study without coordinates (:mod:`lss.levels`)."""
+        return self.path / self.LEVEL_FINDER
 
     @property
     def errors(self) -> Path:

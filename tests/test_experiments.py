@@ -170,7 +170,7 @@ def test_predict_on_an_roi_run_crops_where_its_localiser_points(ran, data, tmp_p
     table, out = ran
     run = out / "roi"
     _make_test_split(data, [1002, 1005])
-    sub = predict(run, data)
+    sub = predict(run, data, levels="middle")
     model, config = RunDir(run).load()
     headers = [scan_series(data / "test_images" / str(s) / str(s + 4000)) for s in (1002, 1005)]
     centres = centres_for_series(load_run_localiser(run), headers)
@@ -183,7 +183,10 @@ def test_predict_on_an_roi_run_crops_where_its_localiser_points(ran, data, tmp_p
     shutil.copytree(run, bare)
     (bare / LOCALISER_FILE).unlink()
     with pytest.raises(DataError, match="has no localiser.keras"):
-        predict(bare, data)
+        predict(bare, data, levels="middle")
+    with pytest.raises(DataError, match=r"has no levels.keras to find L4/L5 in new studies: "
+                                        r"fit one with lss levels"):
+        predict(run, data)  # found levels (the default) need the run's level finder
 
 
 def _table(values: dict[str, float], metric: str = "balanced_accuracy") -> pd.DataFrame:

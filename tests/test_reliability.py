@@ -269,7 +269,7 @@ def test_a_truncated_model_is_damaged_not_missing(trained, data, tmp_path, capsy
 
 def test_a_full_disk_is_one_line(trained, data, capsys):
     assert main(["predict", "--run", str(trained), "--data", str(data), "--split", "train",
-                 "--out", "/dev/full"]) == 2
+                 "--levels", "middle", "--out", "/dev/full"]) == 2
     assert "No space left on device" in _err(capsys)
 
 

@@ -194,12 +194,12 @@ def _make_test_split(root: Path, study_ids: list[int]) -> None:
 
 def test_predict_writes_exactly_the_submission_rows(trained, tiny_data):
     _make_test_split(tiny_data, [1003, 1001])
-    sub = predict(trained, tiny_data)
+    sub = predict(trained, tiny_data, levels="middle")  # tiny_data has no sagittal series
     assert tuple(sub.columns) == SUBMISSION_COLUMNS
     assert sub["row_id"].tolist() == ["1001_left_subarticular_stenosis_l4_l5",
                                       "1003_left_subarticular_stenosis_l4_l5"]
     np.testing.assert_allclose(sub[list(SUBMISSION_COLUMNS[1:])].sum(axis=1), 1.0)
-    one = predict(trained, study_dir=tiny_data / "test_images" / "1001")
+    one = predict(trained, study_dir=tiny_data / "test_images" / "1001", levels="middle")
     pd.testing.assert_frame_equal(one, sub.iloc[:1], rtol=1e-5)
 
 
@@ -223,7 +223,8 @@ def test_cli_end_to_end(tiny_data, tmp_path, capsys):
     assert "Data: the RSNA 2024 data (" in out and "majority" in out and "prior" in out
     _make_test_split(tiny_data, [1002])
     csv = tmp_path / "sub.csv"
-    assert main(["predict", "--run", str(run), "--data", str(tiny_data), "--out", str(csv)]) == 0
+    assert main(["predict", "--run", str(run), "--data", str(tiny_data), "--levels", "middle",
+                 "--out", str(csv)]) == 0
     assert pd.read_csv(csv).shape == (1, 4)
 
 
