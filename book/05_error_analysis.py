@@ -338,19 +338,11 @@ on_cpu = accelerator["kind"] == "CPU"
 roi_epochs = lss.device.resolve_epochs(None, accelerator, cpu_epochs=ROI_CPU_EPOCHS)
 roi_lr = ROI_CPU_LEARNING_RATE if on_cpu else Config().train.learning_rate
 print(f"{accelerator['label']}: {roi_epochs} epochs at learning rate {roi_lr:g}")
-roi_dir = Path(WORK_DIR) / "roi_model"
-rows = lss.experiments.default_experiments(
+ROI_RUN = lss.experiments.train_roi_level(
+    root, Path(WORK_DIR) / "roi_model",
     Config(condition=CONDITION, level=LEVEL).replace(seed=SEED), epochs=roi_epochs,
-    learning_rate=roi_lr, crop_mm=ROI_CROP_MM, level_slices=LEVEL_SLICES)
-roi_index, roi_split = lss.experiments.shared_split(root, rows[0].config)
-lss.localiser.fit_split_localiser(
-    root, roi_dir, roi_index, roi_split,
-    config=LocaliserConfig(image_size=64, epochs=12, seed=SEED), cache_dir=CACHE_DIR,
-    retrain=True)
-roi_row = lss.experiments.run_experiment(
-    root, "roi_level", roi_dir, experiments=rows, cache_dir=CACHE_DIR,
-    localiser=LocaliserConfig(image_size=64, epochs=12, seed=SEED))
-ROI_RUN = roi_dir / "roi_level"
+    learning_rate=roi_lr, crop_mm=ROI_CROP_MM, level_slices=LEVEL_SLICES,
+    localiser=LocaliserConfig(image_size=64, epochs=12, seed=SEED), cache_dir=CACHE_DIR)
 roi_report = lss.run.RunDir(ROI_RUN).read_metrics()
 print(lss.metrics.format_report(roi_report, data_label=roi_report["data"]["label"]))
 

@@ -211,8 +211,8 @@ pd.DataFrame([{"row": e.name, "what": e.description,
 # In every row, including the region of interest, the *slice* of the level comes from
 # the coordinate table, as in the paper's baseline (chapter 2): the labelled instance
 # is the middle of each window. Only the position *within* the slice is predicted by
-# the localiser below. On new studies without a table row, `lss predict` centres the
-# window on the middle slice of the series, a limitation that all rows share.
+# the localiser below. A new study has no table row: {doc}`07_finding_the_level` finds
+# the level's slice first, and measures what that costs the grade.
 # :::
 #
 # ## A localiser for the recess
@@ -566,8 +566,10 @@ print("Exercise 2: correct")
 #
 # ## What's next?
 #
-# {doc}`benchmarks` times every stage on a CPU and a GPU, and {doc}`reproducing` gives
-# the commands for a repeatable run on the real data, including the comparison above.
+# {doc}`07_finding_the_level` grades a study without the table's slice: it finds the
+# levels on the sagittal series first. {doc}`benchmarks` times every stage on a CPU and
+# a GPU, and {doc}`reproducing` gives the commands for a repeatable run on the real
+# data, including the comparison above.
 #
 # ## Resources and references
 #

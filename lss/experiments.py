@@ -33,7 +33,6 @@ the paper's row, decided from the measured table by :func:`combine`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
@@ -61,6 +60,7 @@ from lss.run import RunDir, data_source
 from lss.train import split_by_study, train
 
 __all__ = [
+    "train_roi_level",
     "Experiment",
     "Combination",
     "default_experiments",
@@ -421,12 +421,11 @@ def run_experiments(
     kw = dict(cache_dir=cache_dir, workers=workers, overwrite=overwrite, verbose=verbose,
               retrain_localiser=retrain_localiser, train_options=train_options)
     rows = []
-    with _quiet_retracing():
-        for e in plain:
-            t0 = time.perf_counter()
-            rows.append(train_row(root, e, out_dir, index, split, **kw))
-            say(_line(rows[-1], time.perf_counter() - t0))
-        rows += _combined_rows(combos, rows, plain, root, out_dir, index, split, say, kw)
+    for e in plain:  # TensorFlow's retracing notes are filtered (lss.model)
+        t0 = time.perf_counter()
+        rows.append(train_row(root, e, out_dir, index, split, **kw))
+        say(_line(rows[-1], time.perf_counter() - t0))
+    rows += _combined_rows(combos, rows, plain, root, out_dir, index, split, say, kw)
     reference = rows[0]["run_dir"]
     report = json.loads((Path(reference) / "metrics.json").read_text())
     is_train = (split["split"] == "train").to_numpy()
@@ -467,21 +466,6 @@ def _combined_rows(combos, done, plain, root, out_dir, index, split, say, kw
         out.append(train_row(root, merged, out_dir, index, split, **kw))
         say(_line(out[-1], time.perf_counter() - t0))
     return out
-
-
-@contextlib.contextmanager
-def _quiet_retracing():
-    """Silence TensorFlow's "triggered tf.function retracing" notes while many models
-    predict one after another (expected here, and harmless); other backends: no-op."""
-    import logging
-
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _line(row: Mapping[str, Any], seconds: float) -> str:
@@ -565,3 +549,29 @@ def run_experiment(
                      train_options=train_options)
 
 
+
+
+def train_roi_level(root: str | Path, out_dir: str | Path, base: Config, *, epochs: int,
+                    learning_rate: float, crop_mm: float, level_slices: int,
+                    localiser: LocaliserConfig, cache_dir: str | Path | None = None,
+                    reuse: bool = False) -> Path:
+    """The region-of-interest model that learns (the ``roi_level`` row), trained alone.
+
+    Chapters 5 and 7 analyse it: it is :func:`default_experiments`' ``roi_level`` row of
+    ``base`` at this budget, on the same split, with a localiser trained again on that
+    split (``out_dir/localiser``). ``reuse``: keep a finished, evaluated run of
+    ``out_dir/roi_level`` trained with the same settings instead of training it again
+    (a chapter opened after the one that trained it). Returns the run folder.
+    """
+    rows = default_experiments(base, epochs=epochs, learning_rate=learning_rate,
+                               crop_mm=crop_mm, level_slices=level_slices)
+    (row,) = _with_localiser([e for e in rows if e.name == "roi_level"], localiser)
+    run = RunDir(Path(out_dir) / "roi_level")
+    if reuse and run.metrics().is_file() and run.config_file.is_file() \
+            and run.read_config() == row.config:
+        return run.path
+    index, split = shared_split(root, rows[0].config)
+    fit_split_localiser(root, out_dir, index, split, config=localiser, cache_dir=cache_dir,
+                        retrain=True)
+    run_experiment(root, row, out_dir, cache_dir=cache_dir, localiser=localiser)
+    return run.path

@@ -402,3 +402,15 @@ def summarise_level_errors(errors: pd.DataFrame) -> pd.DataFrame:
     order = [lv for lv in LEVELS if lv in out] + ["all"]
     return pd.DataFrame(out).T.loc[order]
 
+
+
+def study_level_errors(model, root: str | Path, study_ids, *,
+                       cache_dir: str | Path | None = None,
+                       workers: int | None = None) -> pd.DataFrame:
+    """:func:`level_errors` of ``model`` on ``study_ids`` (pass held-out studies): its
+    points against their Spinal Canal Stenosis rows, in mm, per (study, level)."""
+    index = level_index(root, study_ids)
+    rows = index[index[_point_columns()].notna().any(axis=1)].reset_index(drop=True)
+    pred = predict_level_points(model, root, rows, cache_dir=cache_dir, workers=workers)
+    spacing = series_geometry(root, rows)[["spacing_y", "spacing_x"]].to_numpy()
+    return level_errors(pred, level_points(rows), spacing, rows["study_id"].to_numpy())

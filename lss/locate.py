@@ -37,7 +37,8 @@ from lss.levels import predict_levels, sagittal_series, train_levels
 from lss.run import RunDir
 
 __all__ = ["FOUND_COLUMNS", "find_levels", "find_study_levels", "axial_series",
-           "level_hits", "with_found_levels", "summarise_hits", "fit_run_level_finder"]
+           "level_hits", "with_found_levels", "summarise_hits", "fit_run_level_finder",
+           "plane_traces"]
 
 #: Columns of :func:`find_levels`: one row per (study, level).
 FOUND_COLUMNS = ("study_id", "level", "sagittal_series_id", "sagittal_instance", "x", "y",
@@ -87,6 +88,52 @@ def find_levels(model, sagittal_dir: str | Path, axial_dirs: list[str | Path], *
                      int(Path(axial_dirs[i]).name), hit.instance_number,
                      float(hit.distance_mm), bool(hit.inside), len(split_stacks(axials[i]))))
     return pd.DataFrame(rows, columns=list(FOUND_COLUMNS))
+
+
+def plane_traces(sagittal, instance_number: int, axial) -> np.ndarray:
+    """Where each axial slice's plane cuts one sagittal slice, in its pixels.
+
+    Parameters
+    ----------
+    sagittal, axial : SeriesGeometry
+        :func:`lss.data.geometry.read_geometry` of the two series.
+    instance_number : int
+        The sagittal slice.
+
+    Returns
+    -------
+    (Z, 2, 2) float ndarray
+        For each axial slice (in ``axial``'s order), the segment ``[[x0, y0], [x1, y1]]``
+        of the line where its plane meets the sagittal plane, from the sagittal image's
+        first column to its last. A plane parallel to the sagittal columns (never for an
+        axial slice) gives NaN.
+
+    Examples
+    --------
+    >>> from lss.data.geometry import SeriesGeometry
+    >>> sag = SeriesGeometry("sag", instance_numbers=[1], positions=[[0, 0, 100]],
+    ...                      orientations=[[0, 1, 0, 0, 0, -1]], pixel_spacing=[[1, 1]],
+    ...                      shapes=[[200, 100]])
+    >>> ax = SeriesGeometry("ax", instance_numbers=[5], positions=[[0, 0, 60]],
+    ...                     orientations=[[1, 0, 0, 0, 1, 0]], pixel_spacing=[[1, 1]],
+    ...                     shapes=[[64, 64]])
+    >>> plane_traces(sag, 1, ax).tolist()  # z = 60 is 40 rows below z = 100
+    [[[0.0, 40.0], [99.0, 40.0]]]
+    """
+    i = sagittal.index_of(instance_number)
+    o = sagittal.positions[i]
+    r, c = sagittal.orientations[i][:3], sagittal.orientations[i][3:]
+    row_mm, col_mm = sagittal.pixel_spacing[i]
+    xs = np.array([0.0, float(sagittal.shapes[i][1] - 1)])
+    out = np.full((len(axial), 2, 2), np.nan)
+    for k in range(len(axial)):
+        n, q = axial.normals[k], axial.positions[k]
+        slope = row_mm * float(n @ c)
+        if abs(slope) < 1e-9:
+            continue
+        ys = (float(n @ (q - o)) - xs * col_mm * float(n @ r)) / slope
+        out[k] = np.stack([xs, ys], axis=1)
+    return out
 
 
 def axial_series(root: str | Path, study_id: int, *, split: str = "train") -> list[Path]:

@@ -357,6 +357,12 @@ PLOTS = {
         overlays=[None, _saliency(), None], points=[(10.0, 12.0), None, None],
         title="The 3 validation studies the model gets most wrong",
         data_label="synthetic phantom (seed 0)"),
+    "plot_found_level": lambda: viz.plot_found_level(
+        _rng().random((64, 48)), {lv: (24.0, 10.0 + 10 * i) for i, lv in
+                                  enumerate(["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"])},
+        np.array([[[0.0, y], [47.0, y + 3]] for y in range(8, 60, 4)]), 8,
+        _rng().random((40, 40)), level="L4/L5", labelled=9,
+        table_points={"L4/L5": (25.0, 41.0)}, data_label="synthetic phantom (seed 0)"),
     "plot_saliency": lambda: viz.plot_saliency(
         _window(), _saliency(), point=(10.0, 12.0), method="Grad-CAM, 'Moderate'",
         title="Study 4003253: why 'Moderate'?", data_label="synthetic phantom (seed 0)"),

@@ -5,7 +5,8 @@
   the comparison table, the architecture, a run beside the paper;
 * :mod:`lss.viz.saliency` -- a window's slices with Grad-CAM or occlusion laid over them,
   slice features and LSTM states;
-* :mod:`lss.viz.anatomy` -- a phantom slice with its structures named, labelled slices.
+* :mod:`lss.viz.anatomy` -- a phantom slice with its structures named, labelled slices;
+* :mod:`lss.viz.levels` -- a found level: sagittal points, axial planes, chosen slice.
 
 Every public figure is re-exported here (``lss.viz.plot_slice``), with the page rules of
 :mod:`lss.viz._style`: :func:`page_subplots` makes a figure that fits the book's column
@@ -30,6 +31,7 @@ from lss.viz.images import (
     plot_slice_order,
     plot_window,
 )
+from lss.viz.levels import plot_found_level
 from lss.viz.results import (
     plot_architecture,
     plot_class_distribution,
@@ -57,6 +59,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_experiment_table",
     "plot_flip",
+    "plot_found_level",
     "plot_history",
     "plot_labelled_examples",
     "plot_left_right_x",
