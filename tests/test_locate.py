@@ -198,3 +198,41 @@ def test_cli_levels_then_evaluate_with_found_levels(phantom, run_with_finder, tm
     assert "levels found:" in out and "within one slice" in out
     n_val = int((RunDir(run).read_split()["split"] == "val").sum())
     assert f"({n_val} validation studies)" in out
+
+
+def test_an_roi_run_places_its_crop_with_the_localiser_on_the_found_slice(
+        phantom, run_with_finder, tmp_path, monkeypatch):
+    """A region-of-interest run's recess localiser looks at the slice found for the
+    level, not at the series' middle slice."""
+    import json
+
+    import lss.localiser
+    from lss.localiser import build_localiser, save_localiser
+
+    run = tmp_path / "roi"
+    shutil.copytree(run_with_finder, run)
+    cfg = json.loads(RunDir(run).config_file.read_text())
+    cfg["preprocess"]["crop_mm"] = 40.0
+    RunDir(run).config_file.write_text(json.dumps(cfg))
+    save_localiser(build_localiser(32, (4, 8)), RunDir(run).localiser)
+    seen = {}
+    real = lss.localiser.centres_for_series
+
+    def spy(model, headers, instances=None):
+        seen["instances"] = list(instances)
+        return real(model, headers, instances)
+    monkeypatch.setattr(lss.localiser, "centres_for_series", spy)
+    root = _test_only_root(phantom, tmp_path / "test_only")
+    sub = predict(run, root)
+    finder = load_level_localiser(RunDir(run).level_finder)
+    series = pd.read_csv(root / "test_series_descriptions.csv")
+    want = []
+    for sid in sorted(series["study_id"].unique()):
+        s, folder = series[series.study_id == sid], root / "test_images" / str(sid)
+        axial = [folder / str(i) for i in sorted(s.loc[s.series_description == "Axial T2",
+                                                       "series_id"])]
+        sag = folder / str(int(s.loc[s.series_description == "Sagittal T2/STIR",
+                                     "series_id"].iloc[0]))
+        found = find_levels(finder, sag, axial, study_id=sid).set_index("level")
+        want.append(int(found.loc["L4/L5", "instance_number"]))
+    assert seen["instances"] == want and len(sub) == len(want)
