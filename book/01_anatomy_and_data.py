@@ -121,7 +121,7 @@ REAL_LABELS = os.environ.get("LSS_RSNA_LABELS", "../../shared/rsna2024-labels")
 root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_STUDIES)
 DATA_LABEL = lss.run.data_label(root)
 TARGET = column_name(CONDITION, LEVEL)
-print(DATA_LABEL, "|", TARGET)
+say(DATA_LABEL, TARGET)
 
 # %% [markdown]
 # The real label tables are optional. If `REAL_LABELS` names a folder holding
@@ -365,8 +365,8 @@ index.head()
 
 # %%
 print(DATA_LABEL)
-print(index["series_rule"].value_counts().to_dict(), "| Axial T2 series per study:",
-      index["n_series"].value_counts().sort_index().to_dict())
+say(index["series_rule"].value_counts().to_dict(), "Axial T2 series per study: "
+    + str(index["n_series"].value_counts().sort_index().to_dict()))
 excluded = index.attrs["excluded"]
 print(f"excluded: {excluded}")
 print(f"{len(index)} indexed + {len(excluded)} excluded = "
@@ -442,7 +442,7 @@ _ = lss.viz.plot_labelled_examples(slices, examples, data_label=DATA_LABEL)
 first_file = sorted((root / "train_images" / str(examples["study_id"].iloc[0]) /
                      str(examples["series_id"].iloc[0])).glob("*.dcm"))[0]
 ds = pydicom.dcmread(first_file, stop_before_pixels=True)
-print(DATA_LABEL, "|", first_file.name)
+say(DATA_LABEL, first_file.name)
 print("ImageOrientationPatient:",
       [round(float(v), 3) for v in ds.ImageOrientationPatient])
 

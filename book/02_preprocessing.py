@@ -163,7 +163,7 @@ first = index[index["series_rule"] == "coordinates"].iloc[0]
 header = lss.data.scan_series(
     lss.data.series_dir(root, first["study_id"], first["series_id"]))
 ds = pydicom.dcmread(header.paths[0], stop_before_pixels=True)
-print(DATA_LABEL, "|", header.series_dir.relative_to(root), "|", header.paths[0].name)
+say(DATA_LABEL, header.series_dir.relative_to(root), header.paths[0].name)
 for tag in ("InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
             "PixelSpacing", "SliceThickness", "Rows", "Columns"):
     print(f"{tag:>24}: {ds.get(tag)}")
@@ -289,7 +289,7 @@ Markdown(f"This window's {N_SLICES} slices span {span:.1f} mm from first to last
 # How far do windows reach across the whole index?
 
 # %%
-print(DATA_LABEL, f"| {N_SLICES}-slice windows span (mm, first to last slice):")
+say(DATA_LABEL, f"{N_SLICES}-slice windows span (mm, first to last slice):")
 say(survey["span_mm"].describe().round(1).to_dict())
 
 # %% [markdown]
@@ -298,7 +298,7 @@ say(survey["span_mm"].describe().round(1).to_dict())
 
 # %%
 edge = survey[survey["edge"]]
-print(DATA_LABEL, f"| {len(edge)} of {len(survey)} windows repeat an end slice")
+say(DATA_LABEL, f"{len(edge)} of {len(survey)} windows repeat an end slice")
 edge[["study_id", "n_in_series", "centre", "span_mm"]].head(3)
 
 # %% [markdown]

@@ -144,7 +144,7 @@ root = lss.data.sources.ensure_data(DATA_DIR, source=DATA_SOURCE, n_studies=N_ST
 DATA_LABEL = lss.run.data_label(root)
 RUN_DIR = Path(WORK_DIR) / "cnn_lstm"
 run = lss.run.RunDir(RUN_DIR)
-print(DATA_LABEL, "| run folder: WORK_DIR /", RUN_DIR.name)
+say(DATA_LABEL, f"run folder: WORK_DIR / {RUN_DIR.name}")
 
 # %% [markdown]
 # ## The run from chapter 4

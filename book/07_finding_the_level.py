@@ -343,7 +343,7 @@ for line in (f"lss levels --run {RUN} --data {REAL_DATA}",
 # %% tags=["solution", "hide-input"]
 contiguous = hits[hits["layout"] == "contiguous"]
 contiguous_exact = (contiguous["slices_off"] == 0).mean() if len(contiguous) else None
-print(DATA_LABEL, "|", None if contiguous_exact is None else round(contiguous_exact, 3))
+say(DATA_LABEL, None if contiguous_exact is None else round(contiguous_exact, 3))
 
 # %% tags=["check"]
 expected = lss.locate.summarise_hits(hits, by="layout")
