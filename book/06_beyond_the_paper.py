@@ -450,9 +450,10 @@ print(command(f"lss experiments --data {REAL_DATA} --out runs/experiments-rsna "
               f"--level-slices {LEVEL_SLICES}"))
 
 # %% [markdown]
-# One row alone: add `--row roi` (repeatable). The ROI run folder then predicts the test
-# split with `lss predict --run runs/experiments-rsna/roi --data ...`, cropping where
-# its localiser points.
+# One row alone: add `--row roi` (repeatable). Once `lss levels --run
+# runs/experiments-rsna/roi --data ...` has fitted its level finder (chapter 7), the ROI
+# run folder predicts the test split with `lss predict --run runs/experiments-rsna/roi
+# --data ...`: on the slice found for the level, cropping where its localiser points.
 #
 # The real column below is filled only by such a run: with `REAL_RUN_DIR` set to its
 # output folder, its table is read and shown beside the phantom's; otherwise nothing is
