@@ -4,6 +4,9 @@ Public API (documented in the README):
 
 * :func:`load_tables` and :func:`build_index` -- the label tables and one row per
   labelled study for a target;
+* :func:`build_target_index`, :func:`parse_targets`, :func:`target_counts` and
+  :func:`split_rows` (:mod:`lss.data.targets`) -- one row per study and target of all 25,
+  and a split attached by study;
 * :func:`read_series` and :func:`scan_series` -- a series in spatial order;
 * :func:`level_window` -- the model input for one study;
 * :func:`read_geometry`, :func:`pixel_to_patient`, :func:`nearest_slice` and their kin
@@ -26,6 +29,7 @@ from lss.data.geometry import (
     split_stacks,
 )
 from lss.data.tables import Tables, build_index, load_tables, series_dir
+from lss.data.targets import build_target_index, parse_targets, split_rows, target_counts
 from lss.data.window import (
     Window,
     crop_slice,
@@ -42,6 +46,10 @@ __all__ = [
     "load_tables",
     "build_index",
     "series_dir",
+    "build_target_index",
+    "parse_targets",
+    "target_counts",
+    "split_rows",
     "Series",
     "SeriesHeader",
     "read_series",
