@@ -27,7 +27,7 @@ LAYERS = {
     "lss": 0, "config": 0, "errors": 0, "text": 0,
     "data": 1, "model": 1, "phantom": 1,
     "run": 2, "device": 2, "callbacks": 2, "metrics": 2, "viz": 2, "saliency_check": 2,
-    "competition": 2,
+    "competition": 2, "submission": 2,
     "localiser": 3, "levels": 3, "train": 3, "interpret": 3,
     "evaluate": 4, "baselines": 4, "paper": 4, "locate": 4,
     "experiments": 5, "comparison": 4, "attribution": 4,
