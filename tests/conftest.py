@@ -31,6 +31,16 @@ def labels_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory) -> Path:
+    """A 24-study phantom with 3 test studies (seed 0), made once per session in a
+    temporary folder: tests never rely on a phantom a checkout may not hold."""
+    from lss.phantom import make_phantom
+
+    return make_phantom(tmp_path_factory.mktemp("phantom24") / "ph", n_studies=24, seed=0,
+                        n_test_studies=3, workers=1)
+
+
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     """Three labelled studies with images, one with two Axial T2 series, one unlabelled."""

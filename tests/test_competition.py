@@ -8,7 +8,6 @@ against values worked out by hand, and on the real labels (skipped when absent).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,6 @@ from lss.competition import (
 from lss.config import CONDITIONS, LEVELS, SEVERITIES
 from lss.errors import DataError
 
-PHANTOM = Path(__file__).resolve().parents[1] / "data" / "phantom"
 EPS = np.finfo(np.float64).eps
 COLS = list(PROBA_COLUMNS)
 
@@ -121,8 +119,8 @@ def messy():
 # --------------------------------------------------------------------------- targets
 
 
-def test_targets_follow_the_sample_submission():
-    sample = pd.read_csv(PHANTOM / "sample_submission.csv")
+def test_targets_follow_the_sample_submission(phantom_root):
+    sample = pd.read_csv(phantom_root / "sample_submission.csv")
     studies = sample["row_id"].str.split("_").str[0].unique()
     assert len(TARGETS) == 25 and len(set(TARGETS)) == 25
     assert row_ids(studies) == sample["row_id"].tolist()

@@ -8,8 +8,6 @@ or the predicted row divided by its sum); the phantom checks the order against i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,7 +34,6 @@ from lss.submission import (
     write_submission,
 )
 
-PHANTOM = Path(__file__).resolve().parents[1] / "data" / "phantom"
 COLS = list(PROBA_COLUMNS)
 FORAMINAL = [t for t in TARGETS if "foraminal" in t]
 SPINAL = [t for t in TARGETS if t.startswith("spinal")]
@@ -108,8 +105,8 @@ def test_training_prior_matches_class_shares_counted_here():
     assert (uniform.to_numpy() == 1 / 3).all()
 
 
-def test_training_prior_is_constant_submission_per_target():
-    train = pd.read_csv(PHANTOM / "train.csv")
+def test_training_prior_is_constant_submission_per_target(phantom_root):
+    train = pd.read_csv(phantom_root / "train.csv")
     for kind in CONSTANT_KINDS:
         rows = constant_submission(kind, train, [5])
         prior = training_prior(train, kind=kind)
@@ -277,9 +274,9 @@ def test_assemble_refuses_no_studies():
 # --------------------------------------------------------------------------- phantom
 
 
-def test_phantom_sample_submission_order():
-    sample = pd.read_csv(PHANTOM / "sample_submission.csv")
-    series = pd.read_csv(PHANTOM / "test_series_descriptions.csv")
+def test_phantom_sample_submission_order(phantom_root):
+    sample = pd.read_csv(phantom_root / "sample_submission.csv")
+    series = pd.read_csv(phantom_root / "test_series_descriptions.csv")
     in_sample = list(dict.fromkeys(r.partition("_")[0] for r in sample["row_id"]))
     assert set(in_sample) == {str(s) for s in series["study_id"]}
     sub, report = assemble(in_sample, None, training_prior(None, kind="uniform"))
@@ -289,8 +286,8 @@ def test_phantom_sample_submission_order():
     np.testing.assert_allclose(sub[COLS].to_numpy(), sample[COLS].to_numpy())
 
 
-def test_weighted_prior_scores_no_worse_than_the_prior_in_sample():
-    train = pd.read_csv(PHANTOM / "train.csv")
+def test_weighted_prior_scores_no_worse_than_the_prior_in_sample(phantom_root):
+    train = pd.read_csv(phantom_root / "train.csv")
     solution = solution_frame(train)
     scores = {kind: score(solution, assemble(train["study_id"], None,
                                              training_prior(train, kind=kind))[0])

@@ -24,14 +24,10 @@ from lss.data import (
 from lss.data.tables import TRAIN_COLUMNS
 from lss.data.targets import EXCLUSION_KINDS, INDEX_COLUMNS
 
-PHANTOM = Path(__file__).resolve().parents[1] / "data" / "phantom"
-
 
 @pytest.fixture(scope="module")
-def phantom_index() -> pd.DataFrame:
-    if not (PHANTOM / "train.csv").is_file():
-        pytest.skip(f"phantom data not found at {PHANTOM} (make it with the lss phantom command)")
-    return build_target_index(PHANTOM)  # check_images=True: the phantom has its images
+def phantom_index(phantom_root) -> pd.DataFrame:
+    return build_target_index(phantom_root)  # check_images=True: the phantom has its images
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +85,8 @@ def test_bad_options_are_refused(tiny_root):
 # --------------------------------------------------------------------------- phantom and real
 
 
-def test_the_phantom_has_every_conditions_coordinates():
-    if not (PHANTOM / "train.csv").is_file():
-        pytest.skip(f"phantom data not found at {PHANTOM}")
-    c = load_tables(PHANTOM).coordinates
+def test_the_phantom_has_every_conditions_coordinates(phantom_root):
+    c = load_tables(phantom_root).coordinates
     have = set(zip(c["condition"], c["level"], strict=True))
     assert have == {(name, lv) for name in CONDITIONS.values() for lv in LEVELS}
 
