@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="centre the window on the level the run's level finder finds "
                    "(default), or on the middle slice of the longest Axial T2 series")
     p.add_argument("--out", default="submission.csv", help="CSV path (default: %(default)s)")
+    p.add_argument("--target-only", action="store_true",
+                   help="one row per study for the run's own target, instead of the "
+                   "competition's 25 (the others from the training prior, listed in "
+                   "<out>_report.csv)")
     _add_experiments(sub)
     _add_phantom(sub)
     return parser
@@ -302,16 +306,26 @@ def _levels(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from lss.evaluate import predict
+    from lss.evaluate import predict, predict_submission
+    from lss.submission import summarise_report, write_submission
 
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give the path of the CSV file to write")
-    sub = predict(args.run, args.data, study_dir=args.study, split=args.split,
-                  levels=args.levels)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sub.to_csv(out, index=False)
-    print(f"Wrote {len(sub)} rows to {out}")
+    if args.target_only:
+        sub = predict(args.run, args.data, study_dir=args.study, split=args.split,
+                      levels=args.levels)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sub.to_csv(out, index=False)
+        print(f"Wrote {len(sub)} rows to {out}")
+        return 0
+    sub, report = predict_submission(args.run, args.data, study_dir=args.study,
+                                     split=args.split, levels=args.levels)
+    paths = write_submission(out, sub, report)
+    print(f"Wrote {len(sub)} rows to {paths[0]}")
+    if len(report):
+        print(summarise_report(report, n_rows=len(sub)))
+        print(f"Listed in {paths[-1]}")
     return 0
 
 

@@ -28,7 +28,8 @@ from lss.data.dicom import first_file_header, list_dicom_files
 from lss.data.loader import WindowDataset
 from lss.run import RunDir, data_source
 
-__all__ = ["predict_proba", "evaluate_run", "choose_series", "predict", "SUBMISSION_COLUMNS"]
+__all__ = ["predict_proba", "evaluate_run", "choose_series", "predict", "predict_submission",
+           "SUBMISSION_COLUMNS"]
 
 #: Columns of the RSNA 2024 submission file.
 SUBMISSION_COLUMNS = ("row_id", "normal_mild", "moderate", "severe")
@@ -209,12 +210,15 @@ def _longest(folders: list[Path]) -> Path | None:
     return choose_series(folders) if folders else None
 
 
-def _study_requests(root: Path | None, study_dir: Path | None, split: str
+def _study_requests(root: Path | None, study_dir: Path | None, split: str,
+                    failed: list[dict] | None = None
                     ) -> list[tuple[int, list[Path], Path | None]]:
     """(study_id, Axial T2 folders, Sagittal T2/STIR folder or None) per study to predict.
 
     Series come from ``<split>_series_descriptions.csv`` (or, for one study folder, from
-    each series' DICOM SeriesDescription); the coordinate table is never read.
+    each series' DICOM SeriesDescription); the coordinate table is never read. With a
+    ``failed`` list, a study of a root whose series are missing is appended to it
+    (``study_id``, ``reason``) instead of ending the call.
     """
     if study_dir is not None:
         study_dir = Path(study_dir)
@@ -238,28 +242,33 @@ def _study_requests(root: Path | None, study_dir: Path | None, split: str
         raise DataError(f"No {split}_series_descriptions.csv under {root}")
     out = []
     for study_id, group in series.groupby("study_id", sort=True):
-        folders = {d: [series_dir(root, study_id, s, split=split) for s in
-                       sorted(group.loc[group["series_description"] == d, "series_id"])]
-                   for d in ("Axial T2", "Sagittal T2/STIR")}
-        for f in folders["Axial T2"] + folders["Sagittal T2/STIR"]:
-            if not f.is_dir():
-                raise DataError(f"Study {study_id}: series folder {f} is missing")
-        if not folders["Axial T2"]:
-            raise DataError(f"Study {study_id}: no Axial T2 series listed in {split} tables")
-        out.append((int(study_id), folders["Axial T2"], _longest(folders["Sagittal T2/STIR"])))
+        try:
+            out.append(_root_request(root, int(study_id), group, split))
+        except DataError as exc:
+            if failed is None:
+                raise
+            failed.append({"study_id": int(study_id), "reason": str(exc)})
     return out
 
 
-def _level_slices(run: RunDir, requests: list, level: str, levels: str
-                  ) -> list[tuple[Path, int | None]]:
-    """(Axial T2 folder, instance or None) of the graded level in each requested study.
+def _root_request(root: Path, study_id: int, group: pd.DataFrame, split: str
+                  ) -> tuple[int, list[Path], Path | None]:
+    """One study's request from its rows of the series descriptions table."""
+    folders = {d: [series_dir(root, study_id, s, split=split) for s in
+                   sorted(group.loc[group["series_description"] == d, "series_id"])]
+               for d in ("Axial T2", "Sagittal T2/STIR")}
+    for f in folders["Axial T2"] + folders["Sagittal T2/STIR"]:
+        if not f.is_dir():
+            raise DataError(f"Study {study_id}: series folder {f} is missing")
+    if not folders["Axial T2"]:
+        raise DataError(f"Study {study_id}: no Axial T2 series listed in {split} tables")
+    return study_id, folders["Axial T2"], _longest(folders["Sagittal T2/STIR"])
 
-    ``levels="found"``: the run's level finder (:mod:`lss.locate`) on the study's
-    Sagittal T2/STIR series; ``"middle"``: the middle slice of the longest Axial T2
-    series, the paper's model's only option when no level finder exists.
-    """
+
+def _level_finder(run: RunDir, level: str, levels: str):
+    """The run's level finder for ``levels="found"``, None for ``"middle"``."""
     if levels == "middle":
-        return [(choose_series(axial), None) for _, axial, _ in requests]
+        return None
     if levels != "found":
         raise ValueError(f"levels must be 'found' or 'middle', got {levels!r}")
     if not run.level_finder.is_file():
@@ -267,18 +276,28 @@ def _level_slices(run: RunDir, requests: list, level: str, levels: str
                         f"studies: fit one with lss levels --run {run.path} --data ROOT, or "
                         f"predict with --levels middle")
     from lss.levels import load_level_localiser
+
+    return load_level_localiser(run.level_finder)
+
+
+def _level_slice(finder, request: tuple, level: str) -> tuple[Path, int | None]:
+    """(Axial T2 folder, instance or None) of the graded level in one requested study.
+
+    With a level finder (:mod:`lss.locate`): the slice found from the study's Sagittal
+    T2/STIR series; without one: the middle slice of the longest Axial T2 series, the
+    paper's model's only option when no level finder exists.
+    """
+    study_id, axial, sagittal = request
+    if finder is None:
+        return choose_series(axial), None
     from lss.locate import find_levels
 
-    finder = load_level_localiser(run.level_finder)
-    out = []
-    for study_id, axial, sagittal in requests:
-        if sagittal is None:
-            raise DataError(f"Study {study_id}: no Sagittal T2/STIR series to find {level} on")
-        found = find_levels(finder, sagittal, axial, study_id=study_id)
-        row = found.loc[found["level"] == level].iloc[0]
-        folder = next(a for a in axial if int(a.name) == int(row["series_id"]))
-        out.append((folder, int(row["instance_number"])))
-    return out
+    if sagittal is None:
+        raise DataError(f"Study {study_id}: no Sagittal T2/STIR series to find {level} on")
+    found = find_levels(finder, sagittal, axial, study_id=study_id)
+    row = found.loc[found["level"] == level].iloc[0]
+    folder = next(a for a in axial if int(a.name) == int(row["series_id"]))
+    return folder, int(row["instance_number"])
 
 
 def predict(
@@ -288,6 +307,7 @@ def predict(
     study_dir: str | Path | None = None,
     split: str = "test",
     levels: str = "found",
+    on_error: str = "raise",
 ) -> pd.DataFrame:
     """Grade new studies; rows in the RSNA 2024 submission format.
 
@@ -312,6 +332,9 @@ def predict(
         recognised by their DICOM SeriesDescription.
     split : {"test", "train"}
     levels : {"found", "middle"}
+    on_error : {"raise", "report"}
+        A study whose series are missing or fail to read: end the call, or leave it
+        out of the rows and list it (``study_id``, ``reason``) in ``attrs["failed"]``.
 
     Returns
     -------
@@ -321,12 +344,35 @@ def predict(
     """
     if (root is None) == (study_dir is None):
         raise ValueError("Give exactly one of root and study_dir")
+    if on_error not in ("raise", "report"):
+        raise ValueError(f"on_error must be 'raise' or 'report', got {on_error!r}")
     run = RunDir(run_dir)
     model, config = run.load()
-    requests = _study_requests(Path(root) if root else None, study_dir, split)
-    slices = _level_slices(run, requests, config.level, levels)
-    headers = [scan_series(folder) for folder, _ in slices]
-    instances = [instance for _, instance in slices]
+    failed: list[dict] | None = [] if on_error == "report" else None
+    finder = _level_finder(run, config.level, levels)
+    ids, headers, instances = [], [], []
+    for request in _study_requests(Path(root) if root else None, study_dir, split, failed):
+        try:
+            folder, instance = _level_slice(finder, request, config.level)
+            headers.append(scan_series(folder))
+        except DataError as exc:
+            if failed is None:
+                raise
+            failed.append({"study_id": request[0], "reason": str(exc)})
+            continue
+        ids.append(request[0])
+        instances.append(instance)
+    out = _grade(model, config, run, headers, instances, ids)
+    out.attrs["failed"] = sorted(failed or [], key=lambda f: f["study_id"])
+    return out
+
+
+def _grade(model, config, run: RunDir, headers: list, instances: list, ids: list
+           ) -> pd.DataFrame:
+    """The model's rows for the studies' windows (centred by the run's localiser on a
+    region-of-interest run)."""
+    if not headers:
+        return pd.DataFrame(columns=list(SUBMISSION_COLUMNS))
     centres: list = [None] * len(headers)
     if config.preprocess.crop_mm is not None:
         from lss.localiser import centres_for_series, load_run_localiser
@@ -341,6 +387,63 @@ def predict(
     proba = predict_proba(model, volumes, batch_size=config.train.batch_size)
     proba = proba / proba.sum(axis=1, keepdims=True)
     return pd.DataFrame({
-        "row_id": [f"{sid}_{config.target}" for sid, _, _ in requests],
+        "row_id": [f"{sid}_{config.target}" for sid in ids],
         "normal_mild": proba[:, 0], "moderate": proba[:, 1], "severe": proba[:, 2],
     }, columns=list(SUBMISSION_COLUMNS))
+
+
+def _training_labels(run: RunDir, root: Path | None) -> pd.DataFrame | None:
+    """``train.csv`` of the run's training studies: from the data root the run records,
+    else from ``root``; None where neither has one."""
+    recorded = run.read_manifest().get("data", {}).get("root")
+    for candidate in (recorded, root):
+        if candidate and (Path(candidate) / "train.csv").is_file():
+            train = load_tables(candidate).train
+            split = run.read_split()
+            ids = split.loc[split["split"] == "train", "study_id"]
+            mine = train[train["study_id"].isin(ids)]
+            return mine if len(mine) else train
+    return None
+
+
+def predict_submission(
+    run_dir: str | Path,
+    root: str | Path | None = None,
+    *,
+    study_dir: str | Path | None = None,
+    split: str = "test",
+    levels: str = "found",
+    prior_kind: str = "weighted_prior",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The competition's submission: 25 rows for every study, from the images alone.
+
+    The run's own target comes from :func:`predict`; every other target, and every
+    target of a study whose series are missing or fail to read, comes from the training
+    prior (:func:`lss.submission.training_prior`, by default the prior weighted 1/2/4,
+    the best constant for the competition's metric) and is listed with its reason in
+    the report: never a crash, never a silent gap. Without training labels at hand the
+    prior is the uniform answer, and the report says so.
+
+    Returns
+    -------
+    submission, report : DataFrame
+        :func:`lss.submission.assemble`'s: rows in ``sample_submission.csv``'s order
+        (studies by id), and one report row per filled (study, target).
+    """
+    from lss.submission import assemble, training_prior
+
+    run = RunDir(run_dir)
+    rows = predict(run.path, root, study_dir=study_dir, split=split, levels=levels,
+                   on_error="report")
+    config = run.read_config()
+    train = _training_labels(run, Path(root) if root else None)
+    kind = prior_kind if train is not None else "uniform"
+    source = (f"the training prior ({kind})" if train is not None
+              else "the uniform answer (no training labels found)")
+    reasons = {f["study_id"]: f"{f['reason'].splitlines()[0]}; {source}"
+               for f in rows.attrs["failed"]}
+    graded = [int(r.split("_", 1)[0]) for r in rows["row_id"]]
+    reasons.update({sid: f"not graded by this run (it grades {config.target}); {source}"
+                    for sid in graded})
+    studies = sorted(graded + [f["study_id"] for f in rows.attrs["failed"]])
+    return assemble(studies, rows, training_prior(train, kind=kind), reasons=reasons)

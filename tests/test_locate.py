@@ -236,3 +236,52 @@ def test_an_roi_run_places_its_crop_with_the_localiser_on_the_found_slice(
         found = find_levels(finder, sag, axial, study_id=sid).set_index("level")
         want.append(int(found.loc["L4/L5", "instance_number"]))
     assert seen["instances"] == want and len(sub) == len(want)
+
+
+def test_the_submission_has_25_rows_per_study_and_reports_every_filled_row(
+        phantom, run_with_finder, tmp_path, capsys):
+    """The competition's file: the run's target from the model, the other 24 from the
+    training prior; a study without its sagittal series gets all 25 from the prior and
+    a report line, never a crash."""
+    from lss.competition import TARGETS, check_submission
+    from lss.data.tables import load_tables as tables_of
+    from lss.evaluate import predict_submission
+    from lss.submission import training_prior
+
+    root = _test_only_root(phantom, tmp_path / "test_only")
+    series = pd.read_csv(root / "test_series_descriptions.csv")
+    ids = sorted(series["study_id"].unique())
+    broken = ids[-1]
+    sag = series[(series.study_id == broken)
+                 & (series.series_description == "Sagittal T2/STIR")]["series_id"].iloc[0]
+    shutil.rmtree(root / "test_images" / str(broken) / str(sag))
+    series[~((series.study_id == broken) & (series.series_id == sag))].to_csv(
+        root / "test_series_descriptions.csv", index=False)
+    sub, report = predict_submission(run_with_finder, root)
+    check_submission(sub, ids)
+    assert len(sub) == 25 * len(ids)
+    graded = predict(run_with_finder, root, on_error="report")
+    assert graded.attrs["failed"][0]["study_id"] == broken
+    target = "left_subarticular_stenosis_l4_l5"
+    mine = sub.set_index("row_id").loc[graded["row_id"]]
+    np.testing.assert_allclose(mine.to_numpy(), graded.set_index("row_id").to_numpy())
+    split = RunDir(run_with_finder).read_split()
+    train = tables_of(phantom).train
+    prior = training_prior(train[train.study_id.isin(split.loc[split.split == "train",
+                                                               "study_id"])])
+    other = sub[sub["row_id"] == f"{ids[0]}_spinal_canal_stenosis_l1_l2"].iloc[0]
+    np.testing.assert_allclose(other[["normal_mild", "moderate", "severe"]].to_numpy(float),
+                               prior.loc["spinal_canal_stenosis_l1_l2"].to_numpy())
+    assert len(report) == 24 * (len(ids) - 1) + 25
+    why = report.loc[report.study_id == broken, "reason"]
+    assert len(why) == 25 and why.str.contains("no Sagittal T2/STIR series").all()
+    assert report.loc[report.study_id != broken, "reason"].str.startswith(
+        f"not graded by this run (it grades {target})").all()
+    assert TARGETS[0] in set(report["target"])
+    out = tmp_path / "sub" / "submission.csv"
+    assert main(["predict", "--run", str(run_with_finder), "--data", str(root),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Wrote {25 * len(ids)} rows" in printed and "from the training prior" in printed
+    assert pd.read_csv(out).shape == (25 * len(ids), 4)
+    assert (out.parent / "submission_report.csv").is_file()

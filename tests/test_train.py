@@ -225,6 +225,9 @@ def test_cli_end_to_end(tiny_data, tmp_path, capsys):
     csv = tmp_path / "sub.csv"
     assert main(["predict", "--run", str(run), "--data", str(tiny_data), "--levels", "middle",
                  "--out", str(csv)]) == 0
+    assert pd.read_csv(csv).shape == (25, 4)  # the competition's 25 rows of the study
+    assert main(["predict", "--run", str(run), "--data", str(tiny_data), "--levels", "middle",
+                 "--target-only", "--out", str(csv)]) == 0
     assert pd.read_csv(csv).shape == (1, 4)
 
 
