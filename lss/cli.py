@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", choices=["table", "found"], default="table",
                    help="grade the coordinate table's slice (the oracle) or the slice the "
                    "run's level finder finds, as for a new study (default: %(default)s)")
+    p.add_argument("--competition", action="store_true",
+                   help="also score the validation studies the competition's way (all 25 "
+                   "targets, the others from the training prior) beside the constants")
 
     p = sub.add_parser("levels", help="fit a run's level finder on its training studies")
     _add_common(p)
@@ -280,6 +283,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"levels found: {found['exact']:.1%} on the table's slice, "
               f"{found['within_one']:.1%} within one slice, median {found['median_mm']:.2f} "
               f"mm off ({int(found['pairs'])} validation studies)")
+    if args.competition:
+        from lss.scoring import whole_study_scores
+
+        table = whole_study_scores(args.run, args.data, levels=args.levels)
+        print(f"The competition's score of {table.attrs['n_studies']} validation studies "
+              f"(lower is better; 'model' grades {table.attrs['target']}, the other "
+              f"targets from the weighted prior):")
+        print(table.drop(columns="n_rows").astype(float).round(4).to_string())
     where = out or (Path(args.run) if args.levels == "table"
                     else Path(args.run) / "levels-found")
     print(f"Wrote {RunDir(args.run).metrics(where)}, predictions.csv and figures")

@@ -30,7 +30,7 @@ LAYERS = {
     "competition": 2, "submission": 2,
     "localiser": 3, "levels": 3, "train": 3, "interpret": 3,
     "evaluate": 4, "baselines": 4, "paper": 4, "locate": 4,
-    "experiments": 5, "comparison": 4, "attribution": 4,
+    "experiments": 5, "comparison": 4, "attribution": 4, "scoring": 5,
     "cli": 6,
 }
 TRAINING = {"train", "callbacks", "device", "experiments", "evaluate", "localiser", "baselines"}

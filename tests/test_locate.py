@@ -285,3 +285,23 @@ def test_the_submission_has_25_rows_per_study_and_reports_every_filled_row(
     assert f"Wrote {25 * len(ids)} rows" in printed and "from the training prior" in printed
     assert pd.read_csv(out).shape == (25 * len(ids), 4)
     assert (out.parent / "submission_report.csv").is_file()
+
+
+def test_a_run_scored_the_competitions_way_beside_the_constants(run_with_finder, capsys):
+    """All 25 targets of the validation studies: the model's differ from the weighted
+    prior's only through its own target's group and the any-severe term, and the three
+    constants are three different answers."""
+    from lss.scoring import SCORE_COLUMNS, whole_study_scores
+
+    evaluate_run(run_with_finder, figures=False)
+    table = whole_study_scores(run_with_finder)
+    assert list(table.index) == ["model", "prior", "uniform", "weighted_prior"]
+    assert np.isclose(table.loc["uniform", "subarticular"], np.log(3))
+    for term in ("spinal", "foraminal"):  # the run grades a subarticular target
+        assert np.isclose(table.loc["model", term], table.loc["weighted_prior", term])
+    for term in ("spinal", "foraminal", "subarticular"):
+        assert table.loc["weighted_prior", term] != table.loc["prior", term]
+    assert table[list(SCORE_COLUMNS)].notna().all().all()
+    assert main(["evaluate", "--run", str(run_with_finder), "--competition"]) == 0
+    out = capsys.readouterr().out
+    assert "The competition's score of" in out and "weighted_prior" in out
