@@ -32,7 +32,7 @@ from lss.callbacks import (
     restore_backup,
 )
 from lss.config import RSNA_SAMPLE_WEIGHTS, Config
-from lss.data import TensorCache, build_index
+from lss.data import TensorCache, build_index, split_rows
 from lss.data.loader import WindowDataset
 from lss.device import describe_accelerator, loader_settings, precision_policy, resolve_epochs
 from lss.errors import DataError
@@ -132,6 +132,7 @@ class _Inputs:
 
     train_paths: np.ndarray
     train_labels: np.ndarray
+    train_mirror: np.ndarray | None
     val_ds: WindowDataset
     weights: np.ndarray | None
     manifest: dict[str, Any]
@@ -213,10 +214,17 @@ def _check_resumable(run: RunDir, config: Config) -> None:
                     f"only the number of epochs may change")
 
 
-def _split(run: RunDir, index: pd.DataFrame, config: Config, *, resume: bool) -> pd.DataFrame:
-    """The split by study, checked against the folder's on a resume, and saved."""
+def _split(run: RunDir, index: pd.DataFrame, config: Config, *, resume: bool,
+           study_split: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The split by study (``study_split``'s where given, one row per study shared by
+    several runs), checked against the folder's on a resume, and saved."""
     tc = config.train
-    split = split_by_study(index, validation_fraction=tc.validation_fraction, seed=tc.seed)
+    if study_split is not None:
+        split = split_rows(index[["study_id", "label"]], study_split)[
+            ["study_id", "label", "split"]]
+    else:
+        split = split_by_study(index, validation_fraction=tc.validation_fraction,
+                               seed=tc.seed)
     if resume and run.splits.is_file():
         old = run.read_split()
         if not old[["study_id", "split"]].equals(split[["study_id", "split"]]):
@@ -245,8 +253,10 @@ def _inputs(root: str | Path, config: Config, index: pd.DataFrame, split: pd.Dat
     is_train = (split["split"] == "train").to_numpy() & ok
     is_val = (split["split"] == "val").to_numpy() & ok
     y = index["label"].to_numpy()
+    mirror = index["mirror"].to_numpy(bool) if "mirror" in index else None
     weights = class_weights(y[is_train], tc.class_weight)
-    val_ds = WindowDataset(paths[is_val], y[is_val], batch_size=tc.batch_size, **loader)
+    val_ds = WindowDataset(paths[is_val], y[is_val], batch_size=tc.batch_size,
+                           mirror=None if mirror is None else mirror[is_val], **loader)
     manifest = {
         "n_train": int(is_train.sum()),
         "n_val": int(is_val.sum()),
@@ -260,7 +270,8 @@ def _inputs(root: str | Path, config: Config, index: pd.DataFrame, split: pd.Dat
     if stats.failed:
         manifest["failed"] = [{k: f[k] for k in ("study_id", "series_id", "reason")}
                               for f in stats.failed]
-    return _Inputs(paths[is_train], y[is_train], val_ds, weights, manifest)
+    return _Inputs(paths[is_train], y[is_train],
+                   None if mirror is None else mirror[is_train], val_ds, weights, manifest)
 
 
 def _build_model(config: Config, policy: str) -> keras.Model:
@@ -342,6 +353,7 @@ def train(
     mixed_precision: bool | None = False,
     loader: Mapping[str, Any] | None = None,
     on_error: str = "raise",
+    study_split: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Train the paper's CNN-LSTM on one target and write a run folder.
 
@@ -394,6 +406,11 @@ def train(
         ``"report"``: a study whose series fails to read is left out of training and
         validation, and listed with its reason in the manifest (``failed``) and in
         ``errors.csv``; ``"raise"`` (default): the first such study ends the run.
+    study_split : DataFrame, optional
+        ``study_id`` and ``split`` ("train"/"val"), one row per study: the split to use
+        instead of :func:`split_by_study`'s, so that the models of one whole-study run
+        share it. ``index`` may then hold several rows per study (one per target); a
+        ``mirror`` column flips those rows' windows left-right as they are read.
 
     Returns
     -------
@@ -411,7 +428,7 @@ def train(
         _check_resumable(run, config)
     if index is None:
         index = build_index(root, config.condition, config.level)
-    split = _split(run, index, config, resume=resume)
+    split = _split(run, index, config, resume=resume, study_split=study_split)
     inputs = _inputs(root, config, index, split, cache_dir=cache_dir, workers=workers,
                      val_centres=val_centres, loader=loader, on_error=on_error)
     run.write_errors(inputs.manifest.get("failed", []))
@@ -424,7 +441,7 @@ def train(
     train_ds = WindowDataset(inputs.train_paths, inputs.train_labels,
                              batch_size=config.train.batch_size, shuffle=True,
                              seed=config.train.seed, weights=inputs.weights, epoch=start_epoch,
-                             **loader)
+                             mirror=inputs.train_mirror, **loader)
     cbs = _callbacks(run, config, past, start_epoch, callbacks, verbose=verbose)
     if start_epoch:
         restore_backup(model, run.backup, start_epoch)

@@ -84,7 +84,39 @@ def test_window_dataset_batches(tiny_data, tmp_path):
     assert not np.array_equal(first, ds._order)
 
 
+def test_window_dataset_mirrors_only_the_flagged_samples(tiny_data, tmp_path):
+    idx = build_index(tiny_data)
+    cache = TensorCache(tiny_data, Config().replace(**TINY).preprocess, cache_dir=tmp_path)
+    cache.prepare(idx, workers=1)
+    flags = np.arange(len(idx)) % 3 == 0
+    plain = WindowDataset(cache.paths(idx), batch_size=len(idx))[0][0]
+    flipped = WindowDataset(cache.paths(idx), batch_size=len(idx), mirror=flags)[0][0]
+    np.testing.assert_array_equal(flipped[~flags], plain[~flags])
+    np.testing.assert_array_equal(flipped[flags], plain[flags][:, :, :, ::-1])
+    assert not np.array_equal(flipped[flags], plain[flags])  # the windows are not symmetric
+    with pytest.raises(ValueError, match="mirror flags"):
+        WindowDataset(cache.paths(idx), mirror=flags[:-1])
+
+
 # --------------------------------------------------------------------------- training
+
+
+def test_a_shared_study_split_serves_an_index_with_several_rows_per_study(tiny_data,
+                                                                           tmp_path, cfg):
+    """The models of a whole-study run share one split by study, and an index may hold
+    one row per target (here each study twice, once mirrored): no study on both sides."""
+    idx = build_index(tiny_data)
+    study_split = split_by_study(idx, seed=5)[["study_id", "split"]]
+    rows = pd.concat([idx.assign(mirror=False), idx.assign(mirror=True)], ignore_index=True)
+    res = train(tiny_data, cfg, tmp_path / "run", cache_dir=tmp_path / "cache",
+                index=rows, study_split=study_split, verbose=0)
+    split = res.split
+    assert len(split) == 2 * len(idx)
+    assert split.groupby("study_id")["split"].nunique().max() == 1
+    expected = study_split.set_index("study_id")["split"]
+    assert (split["split"].to_numpy() == expected.loc[split["study_id"]].to_numpy()).all()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["n_train"] + manifest["n_val"] == 2 * len(idx)
 
 
 def test_two_epoch_run_writes_its_folder_and_changes_weights(tiny_data, tmp_path, cfg):

@@ -121,6 +121,10 @@ class WindowDataset(ReadAheadDataset):
         Per-class weights; batches then carry per-sample weights.
     epoch : int
         The first epoch's number (the shuffle of epoch k is the same in a resumed run).
+    mirror : sequence of bool, optional
+        Samples to flip left-right as they are read (a right-side crop mirrored into
+        the left side's place, so one model grades both sides; see
+        :mod:`lss.data.targets`).
     **kwargs
         ``workers`` (reader threads) and ``max_queue_size`` (see
         :class:`ReadAheadDataset` and :func:`lss.device.loader_settings`).
@@ -128,12 +132,16 @@ class WindowDataset(ReadAheadDataset):
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int] | None = None, *,
                  batch_size: int = 8, shuffle: bool = False, seed: int = 0,
-                 weights: np.ndarray | None = None, epoch: int = 0, **kwargs) -> None:
+                 weights: np.ndarray | None = None, epoch: int = 0,
+                 mirror: Sequence[bool] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.paths = [Path(p) for p in paths]
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         if self.labels is not None and len(self.labels) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        self.mirror = None if mirror is None else np.asarray(mirror, dtype=bool)
+        if self.mirror is not None and len(self.mirror) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.mirror)} mirror flags")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = seed
@@ -155,6 +163,9 @@ class WindowDataset(ReadAheadDataset):
 
     def read_batch(self, sel: np.ndarray):
         x = np.stack([TensorCache.read(self.paths[j]) for j in sel])[..., None]
+        if self.mirror is not None and self.mirror[sel].any():
+            flip = self.mirror[sel]
+            x[flip] = x[flip][:, :, :, ::-1]  # (B, Z, rows, columns, 1): columns reversed
         if self.labels is None:
             return (x,)
         y = np.eye(len(SEVERITIES), dtype=np.float32)[self.labels[sel]]
