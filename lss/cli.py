@@ -106,6 +106,11 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last finished epoch")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--targets", nargs="+", metavar="TARGET",
+                   help="a whole-study run: 'all' (the 25 targets), a condition, or "
+                   "condition_level names; one region-of-interest model per condition "
+                   "group on one split (chapter 6's roi_level settings unless --config "
+                   "crops)")
 
 
 def _add_experiments(sub) -> None:
@@ -249,11 +254,34 @@ def _train_roi(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
+def _train_whole_study(args: argparse.Namespace, cfg) -> int:
+    """``lss train --targets ...``: one model per condition group, one split."""
+    from lss.run import data_label
+    from lss.whole_study import train_whole_study
+
+    if args.resume:
+        raise ValueError("--resume is not supported for a whole-study run; train it again")
+    if cfg.preprocess.crop_mm is None:  # chapter 6's roi_level row
+        cfg = cfg.replace(crop_mm=40.0, image_size=64, pooling="flatten", n_slices=3)
+    targets = args.targets[0] if len(args.targets) == 1 else args.targets
+    print(f"Training {' '.join(args.targets)} on {data_label(args.data)} -> {args.run}")
+    manifest = train_whole_study(args.data, args.run, cfg, targets=targets,
+                                 cache_dir=args.cache, workers=args.workers,
+                                 verbose=0 if args.quiet else 2)
+    for group, info in manifest["groups"].items():
+        print(f"{group}: {len(info['targets'])} targets, {info['rows']} rows")
+    print(f"Done: {manifest['n_studies']} studies, one split. Next: lss evaluate --run "
+          f"{args.run} --competition")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from lss.run import RunDir, data_label
     from lss.train import train
 
     cfg = _config(args)
+    if args.targets:
+        return _train_whole_study(args, cfg)
     print(f"Training {cfg.target} on {data_label(args.data)} -> {args.run}")
     if cfg.preprocess.crop_mm is not None:
         return _train_roi(args, cfg)
@@ -274,6 +302,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lss.metrics import format_report
     from lss.run import RunDir
 
+    if RunDir(args.run).read_manifest().get("kind") == "whole_study":
+        return _evaluate_whole_study(args)
     out = Path(args.out) if args.out else None
     report = evaluate_run(args.run, args.data, out_dir=out, cache_dir=args.cache,
                           workers=args.workers, levels=args.levels)
@@ -294,6 +324,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     where = out or (Path(args.run) if args.levels == "table"
                     else Path(args.run) / "levels-found")
     print(f"Wrote {RunDir(args.run).metrics(where)}, predictions.csv and figures")
+    return 0
+
+
+def _evaluate_whole_study(args: argparse.Namespace) -> int:
+    """A whole-study run scored the competition's way beside the constants."""
+    from lss.whole_study import whole_study_scores
+
+    table = whole_study_scores(args.run, args.data, cache_dir=args.cache)
+    print(f"The competition's score of {table.attrs['n_studies']} validation studies "
+          f"(lower is better; groups {', '.join(table.attrs['groups'])}, crops at the "
+          f"{table.attrs['centres']}'s points):")
+    print(table.astype(float).round(4).to_string())
     return 0
 
 

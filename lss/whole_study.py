@@ -1,0 +1,145 @@
+"""A whole-study run: one model per condition group, on one split, for many targets.
+
+The competition grades 25 targets per study. :func:`train_whole_study` trains, into one
+run folder, one region-of-interest CNN-LSTM per condition group that the chosen targets
+touch (its rows from :func:`lss.data.build_target_index`):
+
+* ``subarticular/``: both sides and every level on Axial T2, one model, the right
+  recess mirrored into the left's place (``mirror``; patient left is on the image's
+  right, so a flipped right-side crop looks like a left one);
+* ``spinal/``: the canal at every level on Sagittal T2/STIR;
+* ``foraminal/``: both foramina at every level on Sagittal T1 (separate lateral
+  slices, nothing mirrored).
+
+All share one split by study (``splits.csv`` at the top, the per-row splits in each
+group's folder), and the top ``manifest.json`` lists the groups and their targets. The
+crop is centred on the coordinate table's point in training and, for now, in
+validation too (:func:`whole_study_scores` says so): the found-level route of
+:mod:`lss.locate` covers the axial slice; the sagittal points are the next step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lss.competition import CONSTANT_KINDS, PROBA_COLUMNS, score, solution_frame
+from lss.config import Config
+from lss.data import TensorCache, build_target_index, load_tables, split_rows
+from lss.data.loader import WindowDataset
+from lss.run import RunDir, data_source
+from lss.scoring import SCORE_COLUMNS
+from lss.submission import assemble, training_prior
+from lss.train import split_by_study, train
+
+__all__ = ["GROUP_CONDITION", "group_config", "study_split", "train_whole_study",
+           "whole_study_scores"]
+
+#: The condition a group's Config names (its runs grade every target of the group).
+GROUP_CONDITION = {"subarticular": "left_subarticular_stenosis",
+                   "spinal": "spinal_canal_stenosis",
+                   "foraminal": "left_neural_foraminal_narrowing"}
+
+
+def group_config(base: Config, group: str) -> Config:
+    """``base`` for one group: no horizontal flip (the label names a side), and the
+    group's condition in the config (the level field is not used: rows carry theirs)."""
+    if group not in GROUP_CONDITION:
+        raise ValueError(f"Unknown group {group!r}; expected one of {list(GROUP_CONDITION)}")
+    if base.preprocess.crop_mm is None:
+        raise ValueError("a whole-study run crops a region of interest: set crop_mm")
+    return base.replace(condition=GROUP_CONDITION[group], horizontal_flip=False)
+
+
+def study_split(index: pd.DataFrame, *, validation_fraction: float, seed: int
+                ) -> pd.DataFrame:
+    """One split by study for every group (``study_id``, ``label``, ``split``), stratified
+    by each study's most frequent grade over its targets."""
+    per_row = split_by_study(index, validation_fraction=validation_fraction, seed=seed)
+    return per_row.drop_duplicates("study_id").reset_index(drop=True)
+
+
+def train_whole_study(root: str | Path, run_dir: str | Path, base: Config, *,
+                      targets: str | Sequence[str] = "all",
+                      cache_dir: str | Path | None = None, workers: int | None = None,
+                      overwrite: bool = False, verbose: int = 0) -> dict[str, Any]:
+    """Train one model per condition group that ``targets`` touch, on one split.
+
+    ``base`` gives the model and budget (a region-of-interest Config, e.g. chapter 6's
+    ``roi_level`` row). Returns the top manifest: the groups, their targets and row
+    counts, the split's size.
+    """
+    run = RunDir(run_dir)
+    index = build_target_index(root, targets)
+    split = study_split(index, validation_fraction=base.train.validation_fraction,
+                        seed=base.train.seed)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_split(split)
+    groups = {}
+    for group in GROUP_CONDITION:
+        rows = index[index["group"] == group].reset_index(drop=True)
+        if rows.empty:
+            continue
+        train(root, group_config(base, group), run.path / group, index=rows,
+              study_split=split[["study_id", "split"]], cache_dir=cache_dir,
+              workers=workers, overwrite=overwrite, verbose=verbose)
+        groups[group] = {"targets": sorted(rows["target"].unique()), "rows": len(rows)}
+    manifest = {"kind": "whole_study", "data": data_source(root), "groups": groups,
+                "config": base.to_dict(), "n_studies": len(split),
+                "excluded": index.attrs["excluded"]}
+    run.write_manifest(manifest)
+    return manifest
+
+
+def _group_predictions(run: RunDir, group: str, root: Path, cache_dir) -> pd.DataFrame:
+    """A group model's rows for its validation rows (crops at the table's points)."""
+    grun = RunDir(run.path / group)
+    model, config = grun.load()
+    index = build_target_index(root, run.read_manifest()["groups"][group]["targets"])
+    val = split_rows(index, run.read_split()[["study_id", "split"]])
+    val = val[val["split"] == "val"].reset_index(drop=True)
+    cache = TensorCache(root, config.preprocess, cache_dir=cache_dir)
+    cache.prepare(val, workers=1)
+    proba = _predict_windows(model, cache.paths(val), val["mirror"], config.train.batch_size)
+    rows = pd.DataFrame(proba, columns=list(PROBA_COLUMNS))
+    rows.insert(0, "row_id", [f"{s}_{t}" for s, t in zip(val["study_id"], val["target"],
+                                                         strict=True)])
+    return rows
+
+
+def _predict_windows(model, paths: list, mirror, batch_size: int) -> np.ndarray:
+    """Probabilities for cached windows, mirrored where ``mirror`` says."""
+    ds = WindowDataset(paths, batch_size=batch_size, mirror=np.asarray(mirror, bool))
+    return np.asarray(model.predict(ds, verbose=0))
+
+
+def whole_study_scores(run_dir: str | Path, root: str | Path | None = None, *,
+                       cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """The competition's score of a whole-study run's validation studies, beside the
+    training prior, the uniform answer and the weighted prior (the rows of targets
+    without a model from the weighted prior). Crops at the table's points."""
+    run = RunDir(run_dir)
+    root = run.data_root(root)
+    manifest = run.read_manifest()
+    split = run.read_split()
+    train_df = load_tables(root).train
+    in_train = train_df["study_id"].isin(split.loc[split["split"] == "train", "study_id"])
+    val_ids = split.loc[split["split"] == "val", "study_id"].astype(int).tolist()
+    solution = solution_frame(train_df[train_df["study_id"].isin(val_ids)])
+    predicted = pd.concat([_group_predictions(run, g, root, cache_dir)
+                           for g in manifest["groups"]], ignore_index=True)
+    answers = {"model": (predicted, "weighted_prior"),
+               **{kind: (None, kind) for kind in CONSTANT_KINDS}}
+    rows = {}
+    for name, (pred, kind) in answers.items():
+        sub, _ = assemble(val_ids, pred, training_prior(train_df[in_train], kind=kind))
+        result = score(solution, sub)
+        rows[name] = {c: result[c] for c in SCORE_COLUMNS}
+    table = pd.DataFrame(rows).T
+    table.attrs.update(n_studies=len(val_ids), centres="coordinate table",
+                       groups=list(manifest["groups"]))
+    return table

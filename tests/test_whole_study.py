@@ -1,0 +1,86 @@
+"""A whole-study run (lss.whole_study): one model per condition group on one split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lss.config import Config
+from lss.run import RunDir
+from lss.whole_study import group_config, train_whole_study, whole_study_scores
+
+TINY = dict(n_slices=2, image_size=16, batch_size=8, cnn_filters=(4,), lstm_units=4,
+            dense_units=4, early_stopping_patience=10, epochs=1, crop_mm=40.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def whole(phantom_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("whole") / "run"
+    manifest = train_whole_study(phantom_root, run, Config().replace(**TINY),
+                                 cache_dir=run.parent / "cache")
+    return run, manifest
+
+
+def test_every_group_trains_on_one_shared_split(whole):
+    run, manifest = whole
+    assert set(manifest["groups"]) == {"subarticular", "spinal", "foraminal"}
+    assert sum(len(g["targets"]) for g in manifest["groups"].values()) == 25
+    top = RunDir(run).read_split().set_index("study_id")["split"]
+    for group in manifest["groups"]:
+        rows = RunDir(run / group).read_split()
+        assert (rows["split"].to_numpy() == top.loc[rows["study_id"]].to_numpy()).all()
+        assert len(rows) == manifest["groups"][group]["rows"]
+        assert not RunDir(run / group).read_config().train.horizontal_flip
+
+
+def test_scores_beside_the_constants(whole, phantom_root):
+    run, _ = whole
+    table = whole_study_scores(run, cache_dir=run.parent / "cache")
+    assert list(table.index) == ["model", "prior", "uniform", "weighted_prior"]
+    assert np.isclose(table.loc["uniform", "spinal"], np.log(3))
+    assert table.notna().all().all() and table.attrs["centres"] == "coordinate table"
+    # every group has a model: each term differs from the weighted prior's
+    for term in ("spinal", "foraminal", "subarticular"):
+        assert table.loc["model", term] != table.loc["weighted_prior", term]
+
+
+def test_a_subset_of_targets_trains_only_their_group(phantom_root, tmp_path):
+    targets = ["left_subarticular_stenosis_l4_l5", "right_subarticular_stenosis_l4_l5"]
+    manifest = train_whole_study(phantom_root, tmp_path / "run", Config().replace(**TINY),
+                                 targets=targets, cache_dir=tmp_path / "cache")
+    assert manifest["groups"] == {"subarticular": {
+        "targets": targets, "rows": manifest["groups"]["subarticular"]["rows"]}}
+    table = whole_study_scores(tmp_path / "run", cache_dir=tmp_path / "cache")
+    for term in ("spinal", "foraminal"):  # no model: the weighted prior's rows
+        assert np.isclose(table.loc["model", term], table.loc["weighted_prior", term])
+    split = pd.read_csv(tmp_path / "run" / "subarticular" / "splits.csv")
+    assert split.groupby("study_id").size().max() == 2  # one row per side
+
+
+def test_a_whole_study_run_crops_and_names_no_flip():
+    with pytest.raises(ValueError, match="crop_mm"):
+        group_config(Config(), "spinal")
+    with pytest.raises(ValueError, match="Unknown group"):
+        group_config(Config().replace(crop_mm=40.0), "lumbar")
+
+
+def test_cli_trains_and_scores_a_whole_study_run(phantom_root, tmp_path, capsys):
+    import json
+
+    from lss.cli import main
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(Config().replace(**TINY).to_dict()))
+    run = tmp_path / "run"
+    common = ["--data", str(phantom_root), "--cache", str(tmp_path / "cache")]
+    assert main(["train", *common, "--run", str(run), "--config", str(cfg),
+                 "--targets", "spinal_canal_stenosis", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "spinal: 5 targets" in out and "lss evaluate --run" in out
+    assert main(["evaluate", "--run", str(run), "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "The competition's score of" in out and "weighted_prior" in out
+    assert main(["train", *common, "--run", str(run), "--targets", "spinal_canal",
+                 "--quiet"]) == 2
+    assert "spinal_canal" in capsys.readouterr().err
