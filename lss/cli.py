@@ -360,20 +360,31 @@ def _levels(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from lss.evaluate import predict, predict_submission
+    from lss.run import RunDir
     from lss.submission import summarise_report, write_submission
 
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give the path of the CSV file to write")
-    if args.target_only:
+    whole = RunDir(args.run).read_manifest().get("kind") == "whole_study"
+    if whole and args.target_only:
+        raise ValueError(f"--target-only grades one target; {args.run} is a whole-study run "
+                         f"(it grades every target of its groups): drop --target-only")
+    if whole:
+        from lss.study_predict import predict_whole_study
+
+        sub, report = predict_whole_study(args.run, args.data, study_dir=args.study,
+                                          split=args.split)
+    elif args.target_only:
         sub = predict(args.run, args.data, study_dir=args.study, split=args.split,
                       levels=args.levels)
         out.parent.mkdir(parents=True, exist_ok=True)
         sub.to_csv(out, index=False)
         print(f"Wrote {len(sub)} rows to {out}")
         return 0
-    sub, report = predict_submission(args.run, args.data, study_dir=args.study,
-                                     split=args.split, levels=args.levels)
+    else:
+        sub, report = predict_submission(args.run, args.data, study_dir=args.study,
+                                         split=args.split, levels=args.levels)
     paths = write_submission(out, sub, report)
     print(f"Wrote {len(sub)} rows to {paths[0]}")
     if len(report):

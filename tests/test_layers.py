@@ -31,7 +31,7 @@ LAYERS = {
     "localiser": 3, "levels": 3, "train": 3, "interpret": 3,
     "evaluate": 4, "baselines": 4, "paper": 4, "locate": 4,
     "experiments": 5, "comparison": 4, "attribution": 4, "scoring": 5,
-    "whole_study": 5,
+    "whole_study": 5, "study_predict": 5,
     "cli": 6,
 }
 TRAINING = {"train", "callbacks", "device", "experiments", "evaluate", "localiser", "baselines"}
