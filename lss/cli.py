@@ -331,10 +331,18 @@ def _evaluate_whole_study(args: argparse.Namespace) -> int:
     """A whole-study run scored the competition's way beside the constants."""
     from lss.whole_study import whole_study_scores
 
-    table = whole_study_scores(args.run, args.data, cache_dir=args.cache)
-    print(f"The competition's score of {table.attrs['n_studies']} validation studies "
-          f"(lower is better; groups {', '.join(table.attrs['groups'])}, crops at the "
-          f"{table.attrs['centres']}'s points):")
+    if args.levels == "found":
+        from lss.study_predict import found_level_scores
+
+        table = found_level_scores(args.run, args.data)
+        print(f"The competition's score of {table.attrs['n_studies']} validation studies "
+              f"graded as new studies (lower is better; levels found, crops placed from "
+              f"them; {table.attrs['n_from_prior']} rows from the training prior):")
+    else:
+        table = whole_study_scores(args.run, args.data, cache_dir=args.cache)
+        print(f"The competition's score of {table.attrs['n_studies']} validation studies "
+              f"(lower is better; groups {', '.join(table.attrs['groups'])}, crops at the "
+              f"{table.attrs['centres']}'s points):")
     print(table.astype(float).round(4).to_string())
     return 0
 

@@ -53,7 +53,7 @@ from lss.run import RunDir
 from lss.submission import assemble, training_prior
 
 __all__ = ["OFFSET_COLUMNS", "PLACE_COLUMNS", "MIN_PAIRS", "target_offsets",
-           "study_series", "place_targets", "predict_whole_study"]
+           "study_series", "place_targets", "predict_whole_study", "found_level_scores"]
 
 #: Columns of :func:`target_offsets`: one row per (condition, level).
 OFFSET_COLUMNS = ("condition", "level", "dx", "dy", "dz", "n_pairs", "pooled")
@@ -450,7 +450,8 @@ def _run_inputs(run: RunDir):
 
 
 def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
-                        study_dir: str | Path | None = None, split: str = "test"
+                        study_dir: str | Path | None = None, split: str = "test",
+                        study_ids: Iterable[int] | None = None
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The competition's submission of a whole-study run: 25 rows for every study.
 
@@ -471,6 +472,8 @@ def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
     study_dir : str or Path, optional
         Or one study folder; series are recognised by their DICOM SeriesDescription.
     split : {"test", "train"}
+    study_ids : iterable of int, optional
+        Only these studies of the root (a run's validation studies, for example).
 
     Returns
     -------
@@ -488,6 +491,9 @@ def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
     groups, prior, offsets, finder = _run_inputs(run)
     models = {g: RunDir(run.path / g).load() for g in groups}
     studies = study_series(Path(root) if root else None, study_dir=study_dir, split=split)
+    if study_ids is not None:
+        wanted = {int(s) for s in study_ids}
+        studies = [s for s in studies if s.study_id in wanted]
     if not studies:
         raise DataError(f"No study to grade under {root or study_dir}")
     rows, places, reasons = [], [], {}
@@ -507,3 +513,33 @@ def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
                            reasons=reasons)
     report.attrs["places"] = pd.concat(places, ignore_index=True)
     return sub, report
+
+
+def found_level_scores(run_dir: str | Path, root: str | Path | None = None
+                       ) -> pd.DataFrame:
+    """A whole-study run's validation studies graded as new studies (levels found, crops
+    placed by :func:`place_targets`), scored the competition's way beside the constants.
+
+    The same table as :func:`lss.whole_study.whole_study_scores` (which crops at the
+    table's points), so the two rows ``model`` compare the oracle with the found route.
+    """
+    from lss.competition import CONSTANT_KINDS, score, solution_frame
+    from lss.data import load_tables
+    from lss.scoring import SCORE_COLUMNS
+
+    run = RunDir(run_dir)
+    root = run.data_root(root)
+    split = run.read_split()
+    val_ids = split.loc[split["split"] == "val", "study_id"].astype(int).tolist()
+    sub, report = predict_whole_study(run.path, root, split="train", study_ids=val_ids)
+    train_df = load_tables(root).train
+    in_train = train_df["study_id"].isin(split.loc[split["split"] == "train", "study_id"])
+    solution = solution_frame(train_df[train_df["study_id"].isin(val_ids)])
+    rows = {"model": score(solution, sub)}
+    for kind in CONSTANT_KINDS:
+        const, _ = assemble(val_ids, None, training_prior(train_df[in_train], kind=kind))
+        rows[kind] = score(solution, const)
+    table = pd.DataFrame({k: {c: v[c] for c in SCORE_COLUMNS} for k, v in rows.items()}).T
+    table.attrs.update(n_studies=len(val_ids), centres="found levels",
+                       n_from_prior=len(report))
+    return table

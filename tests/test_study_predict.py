@@ -252,3 +252,23 @@ def test_right_recesses_are_graded_mirrored_and_a_study_folder_works(
                              preprocess, centre_xy=(r.x, r.y)).volume
         assert np.array_equal(v, plain[:, :, ::-1] if r.mirror else plain)
     assert sub_places["mirror"].sum() == 5
+
+
+def test_validation_studies_graded_as_new_studies_beside_the_oracle(whole_run, capsys):
+    """lss evaluate --levels found on a whole-study run: the validation studies through
+    the found route (never their table rows for the crops), beside the constants."""
+    from lss.cli import main
+    from lss.study_predict import found_level_scores
+    from lss.whole_study import whole_study_scores
+
+    found = found_level_scores(whole_run)
+    oracle = whole_study_scores(whole_run, cache_dir=whole_run.parent / "cache")
+    assert list(found.index) == list(oracle.index)
+    constants = ["prior", "uniform", "weighted_prior"]
+    np.testing.assert_allclose(found.loc[constants].to_numpy(float),
+                               oracle.loc[constants].to_numpy(float))
+    assert found.attrs["centres"] == "found levels"
+    assert not np.allclose(found.loc["model"].to_numpy(float),
+                           oracle.loc["model"].to_numpy(float))
+    assert main(["evaluate", "--run", str(whole_run), "--levels", "found"]) == 0
+    assert "graded as new studies" in capsys.readouterr().out
