@@ -474,7 +474,7 @@ if real is not None:
     print(real_pairs.groupby("same_series")["left_is_right_of_image"]
           .agg(share_left_x_greater="mean", pairs="size").round(4))
 else:
-    print("Real label tables not found here. Their README reports that 98.7 % of the "
+    say("Real label tables not found here. Their README reports that 98.7 % of the "
           "real left/right subarticular pairs have left x > right x.")
 
 # %% [markdown]

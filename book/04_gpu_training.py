@@ -379,7 +379,7 @@ if protocol_file.is_file():
               "ends away from the majority share.")
     print(textwrap.fill(f"At the paper's scale and budget the model {ending}", 88))
 else:
-    print("Not measured yet: run benchmarks/paper_protocol.py (about an hour on a "
+    say("Not measured yet: run benchmarks/paper_protocol.py (about an hour on a "
           "2-core CPU,\nminutes on a GPU); this cell then quotes its record.")
 
 # %%
