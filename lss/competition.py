@@ -67,6 +67,8 @@ __all__ = [
     "solution_frame",
     "check_submission",
     "score",
+    "study_terms",
+    "bootstrap_gap",
     "constant_submission",
 ]
 
@@ -386,6 +388,90 @@ def score(solution: pd.DataFrame, submission: pd.DataFrame, *,
     out = {"score": float(np.average(terms, weights=[1.0] * len(GROUPS) + [any_severe_weight])),
            **out, "n_rows": len(sol), **counts, "n_studies": n_studies,
            "n_unscored": n_unscored}
+    return out
+
+
+def _row_losses(grade: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each row's ``-log q[y]`` with :func:`_weighted_log_loss`'s clip-then-divide."""
+    q = np.clip(proba, _EPS, 1 - _EPS)
+    q = q / q.sum(axis=1, keepdims=True)
+    return -np.log(q[np.arange(len(grade)), grade])
+
+
+def study_terms(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:
+    """Each study's share of every term of :func:`score`: per group its weighted loss sum
+    ``<group>_loss`` and weight sum ``<group>_weight``, and ``any_severe_loss`` and
+    ``any_severe_weight`` (one row per study, index ``study``).
+
+    A term of the score is the sum of its ``_loss`` column over the studies divided by
+    the sum of its ``_weight`` column: resampling studies (:func:`bootstrap_gap`)
+    reweights rows without scoring again.
+    """
+    sol = _checked_solution(solution)
+    proba, _ = _aligned_submission(sol["row_id"], submission)
+    frame = pd.DataFrame({"study": sol["study"].to_numpy()})
+    losses = _row_losses(sol["grade"].to_numpy(), proba)
+    for group in GROUPS:
+        rows = (sol["group"] == group).to_numpy()
+        frame[f"{group}_loss"] = np.where(rows, sol["weight"] * losses, 0.0)
+        frame[f"{group}_weight"] = np.where(rows, sol["weight"], 0.0)
+    out = frame.groupby("study", sort=True).sum()
+    spinal = (sol["group"] == "spinal").to_numpy()
+    worst = pd.DataFrame({"study": sol["study"].to_numpy()[spinal],
+                          "label": (sol["grade"].to_numpy()[spinal] == 2).astype(int),
+                          "weight": sol["weight"].to_numpy()[spinal],
+                          "severe": proba[spinal, PROBA_COLUMNS.index("severe")]}
+                         ).groupby("study", sort=True).max()
+    p = np.clip(worst["severe"].to_numpy(), _EPS, 1 - _EPS)
+    loss = _row_losses(worst["label"].to_numpy(), np.column_stack([1 - p, p]))
+    out["any_severe_loss"] = pd.Series(worst["weight"].to_numpy() * loss, worst.index)
+    out["any_severe_weight"] = worst["weight"]
+    return out.fillna(0.0)
+
+
+def _terms_of(parts: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
+    """(resamples, 5) scores (score, the groups, any-severe) of ``counts`` copies of each
+    study's :func:`study_terms` row."""
+    names = [*GROUPS, "any_severe"]
+    loss = counts @ parts[[f"{n}_loss" for n in names]].to_numpy()
+    weight = counts @ parts[[f"{n}_weight" for n in names]].to_numpy()
+    terms = loss / weight
+    return np.column_stack([terms.mean(axis=1), terms])
+
+
+def bootstrap_gap(solution: pd.DataFrame, submission: pd.DataFrame,
+                  baseline: pd.DataFrame, *, n_resamples: int = 2000, seed: int = 0,
+                  level: float = 0.95) -> pd.DataFrame:
+    """How sure the score of ``submission`` is to lie below ``baseline``'s, by study.
+
+    Studies are resampled with replacement (both submissions on the same resample) and
+    every term of :func:`score` recomputed; a gap is ``submission - baseline`` (below 0:
+    the submission scores better). A resample without a row of some group (possible with
+    very few studies) is left out. The any-severe term is weighted 1, as in the
+    competition.
+
+    Returns
+    -------
+    DataFrame
+        Index ``score``, ``spinal``, ``foraminal``, ``subarticular``,
+        ``any_severe_spinal``; columns ``gap`` (on all the studies), ``low`` and ``high``
+        (the percentile interval at ``level``) and ``share_below`` (the share of
+        resamples with a gap below 0).
+    """
+    a, b = study_terms(solution, submission), study_terms(solution, baseline)
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = _terms_of(a, counts) - _terms_of(b, counts)
+    gaps = gaps[np.isfinite(gaps).all(axis=1)]
+    whole = _terms_of(a, np.ones((1, n)))[0] - _terms_of(b, np.ones((1, n)))[0]
+    tail = (1 - level) / 2 * 100
+    index = ["score", *GROUPS, "any_severe_spinal"]
+    out = pd.DataFrame({"gap": whole, "low": np.percentile(gaps, tail, axis=0),
+                        "high": np.percentile(gaps, 100 - tail, axis=0),
+                        "share_below": (gaps < 0).mean(axis=0)}, index=index)
+    out.attrs.update(n_studies=n, n_resamples=len(gaps), level=level)
     return out
 
 

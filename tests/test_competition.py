@@ -20,12 +20,14 @@ from lss.competition import (
     GROUPS,
     PROBA_COLUMNS,
     TARGETS,
+    bootstrap_gap,
     check_submission,
     constant_submission,
     parse_row_id,
     row_ids,
     score,
     solution_frame,
+    study_terms,
 )
 from lss.config import CONDITIONS, LEVELS, SEVERITIES
 from lss.errors import DataError
@@ -217,6 +219,43 @@ def test_score_matches_an_independent_implementation(messy):
     assert got["n_rows"] == len(sol) == 25 * 7 - sol.attrs["n_missing"]
     assert got["n_unscored"] == sol.attrs["n_missing"] > 0
     assert got["n_studies"] == 7
+
+
+def test_study_terms_add_up_to_the_score(messy):
+    train, sub = messy
+    sol = solution_frame(train)
+    parts, want = study_terms(sol, sub), score(sol, sub)
+    assert list(parts.index) == sorted(train["study_id"])
+    for term, name in [(g, g) for g in GROUPS] + [("any_severe_spinal", "any_severe")]:
+        total = parts[f"{name}_loss"].sum() / parts[f"{name}_weight"].sum()
+        assert total == pytest.approx(want[term], rel=1e-12), term
+
+
+def test_bootstrap_gap_resamples_studies_not_rows(messy):
+    train, sub = messy
+    sol = solution_frame(train)
+    uniform = submission(train["study_id"])
+    gap = bootstrap_gap(sol, sub, uniform, n_resamples=300, seed=3)
+    a, b = score(sol, sub), score(sol, uniform)
+    for term in gap.index:
+        assert gap.loc[term, "gap"] == pytest.approx(a[term] - b[term], rel=1e-9), term
+        assert gap.loc[term, "low"] <= gap.loc[term, "high"]
+    assert gap.attrs["n_studies"] == 7
+    # a study repeated: the same as its rows scored twice by score() itself
+    twice = pd.concat([train, train.assign(study_id=train["study_id"] + 10**6)])
+    sub2 = pd.concat([sub, sub.assign(row_id=[f"{int(r.split('_')[0]) + 10**6}_"
+                                              f"{r.split('_', 1)[1]}" for r in sub["row_id"]])])
+    parts = study_terms(sol, sub)
+    doubled = score(solution_frame(twice), sub2)
+    w = parts["spinal_weight"].sum() * 2
+    assert doubled["spinal"] == pytest.approx(2 * parts["spinal_loss"].sum() / w, rel=1e-12)
+
+
+def test_bootstrap_gap_of_a_submission_against_itself_is_zero(messy):
+    train, sub = messy
+    gap = bootstrap_gap(solution_frame(train), sub, sub, n_resamples=50)
+    assert (gap[["gap", "low", "high"]].abs().to_numpy() < 1e-12).all()
+    assert (gap["share_below"] == 0).all()
 
 
 def test_score_does_not_modify_its_inputs(messy):
