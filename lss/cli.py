@@ -39,9 +39,10 @@ def _add_common(p: argparse.ArgumentParser, *, data_default: str | None = "data/
                    help="processes for preprocessing (default: all cores, fewer for a small job)")
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, base=None):
     """The run's Config: ``--config`` (or, on ``--resume``, the run's own config.json),
-    else the paper's, with the options given on the command line applied."""
+    else ``base`` (default the paper's), with the options given on the command line
+    applied."""
     from lss.config import Config
     from lss.run import RunDir
 
@@ -50,7 +51,7 @@ def _config(args: argparse.Namespace):
     elif getattr(args, "resume", False) and RunDir(args.run).config_file.is_file():
         cfg = RunDir(args.run).read_config()
     else:
-        cfg = Config()
+        cfg = base or Config()
     changes = {k: v for k, v in {
         "condition": getattr(args, "condition", None),
         "level": getattr(args, "level", None),
@@ -109,8 +110,8 @@ def _add_train(sub) -> None:
     p.add_argument("--targets", nargs="+", metavar="TARGET",
                    help="a whole-study run: 'all' (the 25 targets), a condition, or "
                    "condition_level names; one region-of-interest model per condition "
-                   "group on one split (chapter 6's roi_level settings unless --config "
-                   "crops)")
+                   "group on one split (lss.whole_study.whole_study_config: chapter 6's "
+                   "roi_level crop, 10 epochs at 1e-3 on a CPU, unless --config says)")
 
 
 def _add_experiments(sub) -> None:
@@ -257,12 +258,12 @@ def _train_roi(args: argparse.Namespace, cfg) -> int:
 def _train_whole_study(args: argparse.Namespace, cfg) -> int:
     """``lss train --targets ...``: one model per condition group, one split."""
     from lss.run import data_label
-    from lss.whole_study import train_whole_study
+    from lss.whole_study import ROI_SETTINGS, train_whole_study
 
     if args.resume:
         raise ValueError("--resume is not supported for a whole-study run; train it again")
-    if cfg.preprocess.crop_mm is None:  # chapter 6's roi_level row
-        cfg = cfg.replace(crop_mm=40.0, image_size=64, pooling="flatten", n_slices=3)
+    if cfg.preprocess.crop_mm is None:  # a --config without a crop: the ROI settings
+        cfg = cfg.replace(**ROI_SETTINGS)
     targets = args.targets[0] if len(args.targets) == 1 else args.targets
     print(f"Training {' '.join(args.targets)} on {data_label(args.data)} -> {args.run}")
     manifest = train_whole_study(args.data, args.run, cfg, targets=targets,
@@ -279,9 +280,12 @@ def _train(args: argparse.Namespace) -> int:
     from lss.run import RunDir, data_label
     from lss.train import train
 
+    if args.targets:  # the device's whole-study defaults unless --config says
+        from lss.whole_study import whole_study_config
+
+        base = None if args.config else whole_study_config(epochs=args.epochs)
+        return _train_whole_study(args, _config(args, base))
     cfg = _config(args)
-    if args.targets:
-        return _train_whole_study(args, cfg)
     print(f"Training {cfg.target} on {data_label(args.data)} -> {args.run}")
     if cfg.preprocess.crop_mm is not None:
         return _train_roi(args, cfg)

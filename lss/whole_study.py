@@ -36,13 +36,46 @@ from lss.scoring import SCORE_COLUMNS
 from lss.submission import assemble, training_prior
 from lss.train import split_by_study, train
 
-__all__ = ["GROUP_CONDITION", "group_config", "study_split", "train_whole_study",
+__all__ = ["GROUP_CONDITION", "ROI_SETTINGS", "CPU_EPOCHS", "CPU_LEARNING_RATE",
+           "whole_study_config", "group_config", "study_split", "train_whole_study",
            "whole_study_scores"]
 
 #: The condition a group's Config names (its runs grade every target of the group).
 GROUP_CONDITION = {"subarticular": "left_subarticular_stenosis",
                    "spinal": "spinal_canal_stenosis",
                    "foraminal": "left_neural_foraminal_narrowing"}
+
+
+#: The region of interest every group's model grades: chapter 6's ``roi_level`` row.
+ROI_SETTINGS = {"crop_mm": 40.0, "image_size": 64, "pooling": "flatten", "n_slices": 3}
+#: On a CPU, the epochs and learning rate of a whole-study run (the chapters' CPU
+#: budget of the ``roi_level`` row: the default phantom's 25 targets train in about
+#: 8 minutes on 2 cores); on a GPU or TPU the paper's 20 epochs at its 1e-4.
+CPU_EPOCHS = 10
+CPU_LEARNING_RATE = 1e-3
+
+
+def whole_study_config(base: Config | None = None, *, epochs: int | None = None,
+                       accelerator: dict | None = None) -> Config:
+    """The default Config of a whole-study run on this device.
+
+    ``base`` (default the paper's) with :data:`ROI_SETTINGS`; ``epochs`` if given,
+    else :data:`CPU_EPOCHS` at :data:`CPU_LEARNING_RATE` on a CPU and the paper's
+    budget on a GPU or TPU (``accelerator``: :func:`lss.device.describe_accelerator`).
+
+    >>> cfg = whole_study_config(accelerator={"kind": "CPU"})
+    >>> cfg.train.epochs, cfg.train.learning_rate, cfg.preprocess.crop_mm
+    (10, 0.001, 40.0)
+    >>> whole_study_config(accelerator={"kind": "GPU"}).train.epochs
+    20
+    """
+    from lss.device import describe_accelerator, resolve_epochs
+
+    accelerator = accelerator or describe_accelerator()
+    cfg = (base or Config()).replace(**ROI_SETTINGS)
+    on_cpu = accelerator["kind"] == "CPU"
+    cfg = cfg.replace(epochs=resolve_epochs(epochs, accelerator, cpu_epochs=CPU_EPOCHS))
+    return cfg.replace(learning_rate=CPU_LEARNING_RATE) if on_cpu else cfg
 
 
 def group_config(base: Config, group: str) -> Config:

@@ -84,3 +84,29 @@ def test_cli_trains_and_scores_a_whole_study_run(phantom_root, tmp_path, capsys)
     assert main(["train", *common, "--run", str(run), "--targets", "spinal_canal",
                  "--quiet"]) == 2
     assert "spinal_canal" in capsys.readouterr().err
+
+
+def test_cli_trains_with_the_devices_whole_study_defaults(monkeypatch, phantom_root,
+                                                         tmp_path):
+    """lss train --targets: chapter 6's crop, on a CPU 10 epochs at 1e-3; an option
+    given on the command line wins over the defaults."""
+    import lss.whole_study
+    from lss.cli import main
+
+    seen = []
+
+    def fake(root, run, cfg, **kwargs):
+        seen.append(cfg)
+        return {"groups": {}, "n_studies": 0}
+
+    monkeypatch.setattr(lss.whole_study, "train_whole_study", fake)
+    monkeypatch.setattr("lss.device.describe_accelerator", lambda: {"kind": "CPU"})
+    base = ["train", "--targets", "all", "--data", str(phantom_root), "--run",
+            str(tmp_path / "run")]
+    assert main(base) == 0
+    assert main([*base, "--epochs", "3", "--image-size", "32"]) == 0
+    default, chosen = seen
+    assert (default.train.epochs, default.train.learning_rate) == (10, 1e-3)
+    assert default.preprocess.crop_mm == 40.0 and default.preprocess.image_size == 64
+    assert (chosen.train.epochs, chosen.preprocess.image_size) == (3, 32)
+    assert chosen.preprocess.crop_mm == 40.0
