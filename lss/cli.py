@@ -271,8 +271,9 @@ def _train_whole_study(args: argparse.Namespace, cfg) -> int:
                                  verbose=0 if args.quiet else 2)
     for group, info in manifest["groups"].items():
         print(f"{group}: {len(info['targets'])} targets, {info['rows']} rows")
-    print(f"Done: {manifest['n_studies']} studies, one split. Next: lss evaluate --run "
-          f"{args.run} --competition")
+    print(f"Done: {manifest['n_studies']} studies, one split. Next: lss levels --run "
+          f"{args.run} --data {args.data}, then lss evaluate --run {args.run} "
+          f"[--levels found]")
     return 0
 
 

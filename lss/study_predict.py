@@ -22,6 +22,9 @@ descriptions table, never the coordinate table) or one study folder, and assembl
 25 rows per study (:func:`lss.submission.assemble`): a target whose series is missing,
 fails to read, or whose crop cannot be placed comes from the training prior (weighted
 1/2/4) with its reason in the report, never a crash and never a silent gap.
+
+:func:`load_grader` loads a run once (:class:`StudyGrader`) to grade study after study
+with warm models, as ``benchmarks/whole_study.py`` times it.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from lss.run import RunDir
 from lss.submission import assemble, training_prior
 
 __all__ = ["OFFSET_COLUMNS", "PLACE_COLUMNS", "MIN_PAIRS", "target_offsets",
-           "study_series", "place_targets", "predict_whole_study", "found_level_scores"]
+           "study_series", "place_targets", "StudyGrader", "load_grader",
+           "predict_whole_study", "found_level_scores"]
 
 #: Columns of :func:`target_offsets`: one row per (condition, level).
 OFFSET_COLUMNS = ("condition", "level", "dx", "dy", "dz", "n_pairs", "pooled")
@@ -426,8 +430,48 @@ def _grade_study(models: dict, places: pd.DataFrame, series: StudySeries
     return rows, reasons
 
 
-def _run_inputs(run: RunDir):
-    """(groups' targets, training prior, offsets, level finder) of a whole-study run."""
+@dataclass
+class StudyGrader:
+    """A whole-study run loaded once, to grade study after study (warm models).
+
+    Attributes
+    ----------
+    groups : dict of str to list of str
+        Per condition group with a model, the targets it grades.
+    prior : DataFrame
+        The training prior (the run's training studies' ``train.csv`` rows).
+    offsets : DataFrame
+        :func:`target_offsets` of the run's training studies.
+    finder
+        The run's level finder.
+    models : dict
+        Per group, its ``(model, config)``.
+    """
+
+    groups: dict[str, list[str]]
+    prior: pd.DataFrame
+    offsets: pd.DataFrame
+    finder: object
+    models: dict
+
+    def grade(self, series: StudySeries) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
+        """(graded rows or None, crops placed, ``{(study_id, target): reason}``) of one
+        study: the targets that could not be placed or read are in the reasons."""
+        placed, why = place_targets(self.finder, series, self.offsets, self.groups)
+        graded, failed = _grade_study(self.models, placed, series)
+        return graded, placed, why | failed
+
+
+def load_grader(run_dir: str | Path) -> StudyGrader:
+    """The :class:`StudyGrader` of a whole-study run with its level finder.
+
+    Raises
+    ------
+    DataError
+        Not a whole-study run, no ``levels.keras``, or no training tables at the run's
+        recorded data root (each in one line).
+    """
+    run = RunDir(run_dir)
     manifest = run.read_manifest()
     if manifest.get("kind") != "whole_study":
         raise DataError(f"Run {run.path} is not a whole-study run (manifest kind "
@@ -443,14 +487,17 @@ def _run_inputs(run: RunDir):
                         f"the prior from")
     split = run.read_split()
     train_ids = split.loc[split["split"] == "train", "study_id"].astype(int).tolist()
-    prior = training_prior(tables.train[tables.train["study_id"].isin(train_ids)])
-    offsets = target_offsets(recorded, train_ids)
     groups = {g: list(v["targets"]) for g, v in manifest["groups"].items()}
-    return groups, prior, offsets, load_level_localiser(run.level_finder)
+    return StudyGrader(
+        groups=groups,
+        prior=training_prior(tables.train[tables.train["study_id"].isin(train_ids)]),
+        offsets=target_offsets(recorded, train_ids),
+        finder=load_level_localiser(run.level_finder),
+        models={g: RunDir(run.path / g).load() for g in groups})
 
 
-def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
-                        study_dir: str | Path | None = None, split: str = "test",
+def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | None = None,
+                        *, study_dir: str | Path | None = None, split: str = "test",
                         study_ids: Iterable[int] | None = None
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The competition's submission of a whole-study run: 25 rows for every study.
@@ -464,9 +511,9 @@ def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
 
     Parameters
     ----------
-    run_dir : str or Path
+    run_dir : str, Path or StudyGrader
         A run of :func:`lss.whole_study.train_whole_study` with its ``levels.keras``
-        (``lss levels --run RUN --data ROOT``).
+        (``lss levels --run RUN --data ROOT``), or its :func:`load_grader` (warm).
     root : str or Path, optional
         A data root with ``<split>_series_descriptions.csv`` and ``<split>_images/``.
     study_dir : str or Path, optional
@@ -487,9 +534,7 @@ def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
         Not a whole-study run, no level finder, no training tables at the recorded root,
         no descriptions table (each in one line).
     """
-    run = RunDir(run_dir)
-    groups, prior, offsets, finder = _run_inputs(run)
-    models = {g: RunDir(run.path / g).load() for g in groups}
+    grader = run_dir if isinstance(run_dir, StudyGrader) else load_grader(run_dir)
     studies = study_series(Path(root) if root else None, study_dir=study_dir, split=split)
     if study_ids is not None:
         wanted = {int(s) for s in study_ids}
@@ -498,18 +543,17 @@ def predict_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
         raise DataError(f"No study to grade under {root or study_dir}")
     rows, places, reasons = [], [], {}
     for series in studies:
-        placed, why = place_targets(finder, series, offsets, groups)
-        graded, failed = _grade_study(models, placed, series)
+        graded, placed, why = grader.grade(series)
         rows += [] if graded is None else [graded]
         places.append(placed)
-        reasons.update(why | failed)
+        reasons.update(why)
     source = "the training prior (weighted_prior)"
     reasons = {k: f"{v}; {source}" for k, v in reasons.items()}
-    graded_by_run = {t for ts in groups.values() for t in ts}
+    graded_by_run = {t for ts in grader.groups.values() for t in ts}
     reasons.update({s.study_id: f"not graded by this run (no model of its group); {source}"
                     for s in studies} if len(graded_by_run) < len(_TARGET_PARTS) else {})
     predictions = pd.concat(rows, ignore_index=True) if rows else None
-    sub, report = assemble([s.study_id for s in studies], predictions, prior,
+    sub, report = assemble([s.study_id for s in studies], predictions, grader.prior,
                            reasons=reasons)
     report.attrs["places"] = pd.concat(places, ignore_index=True)
     return sub, report

@@ -272,3 +272,14 @@ def test_validation_studies_graded_as_new_studies_beside_the_oracle(whole_run, c
                            oracle.loc["model"].to_numpy(float))
     assert main(["evaluate", "--run", str(whole_run), "--levels", "found"]) == 0
     assert "graded as new studies" in capsys.readouterr().out
+
+
+def test_a_loaded_grader_gives_the_same_submission(whole_run, phantom_root, tmp_path):
+    """predict_whole_study on a run folder and on its load_grader (warm models, as the
+    benchmark times it) write the same rows."""
+    from lss.study_predict import load_grader
+
+    root = _test_root(phantom_root, tmp_path)
+    cold, _ = predict_whole_study(whole_run, root)
+    warm, _ = predict_whole_study(load_grader(whole_run), root)
+    pd.testing.assert_frame_equal(cold, warm)
