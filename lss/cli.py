@@ -334,7 +334,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_whole_study(args: argparse.Namespace) -> int:
     """A whole-study run scored the competition's way beside the constants."""
-    from lss.whole_study import whole_study_scores
+    from lss.whole_study import evaluate_whole_study
 
     if args.levels == "found":
         from lss.study_predict import found_level_scores
@@ -344,10 +344,16 @@ def _evaluate_whole_study(args: argparse.Namespace) -> int:
               f"graded as new studies (lower is better; levels found, crops placed from "
               f"them; {table.attrs['n_from_prior']} rows from the training prior):")
     else:
-        table = whole_study_scores(args.run, args.data, cache_dir=args.cache)
+        table, gap = evaluate_whole_study(args.run, args.data, cache_dir=args.cache)
         print(f"The competition's score of {table.attrs['n_studies']} validation studies "
-              f"(lower is better; groups {', '.join(table.attrs['groups'])}, crops at the "
-              f"{table.attrs['centres']}'s points):")
+              f"(lower is better; groups {', '.join(table.attrs['groups'])}):")
+        print(table.astype(float).round(4).to_string())
+        if "levels found" not in table.index:
+            print(f"No level finder: fit one with lss levels --run {args.run} --data ROOT "
+                  f"to score the validation studies graded as new studies")
+        print(f"{gap.attrs['route']} minus the weighted prior, study bootstrap "
+              f"({gap.attrs['n_resamples']} resamples, {gap.attrs['level']:.0%} interval):")
+        table = gap
     print(table.astype(float).round(4).to_string())
     return 0
 

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lss.competition import CONSTANT_KINDS, PROBA_COLUMNS, score, solution_frame
+from lss.competition import (
+    CONSTANT_KINDS,
+    PROBA_COLUMNS,
+    bootstrap_gap,
+    score,
+    solution_frame,
+)
 from lss.config import Config
 from lss.data import TensorCache, build_target_index, load_tables, split_rows
 from lss.data.loader import WindowDataset
@@ -38,7 +44,7 @@ from lss.train import split_by_study, train
 
 __all__ = ["GROUP_CONDITION", "ROI_SETTINGS", "CPU_EPOCHS", "CPU_LEARNING_RATE",
            "whole_study_config", "group_config", "study_split", "train_whole_study",
-           "whole_study_scores"]
+           "whole_study_scores", "evaluate_whole_study"]
 
 #: The condition a group's Config names (its runs grade every target of the group).
 GROUP_CONDITION = {"subarticular": "left_subarticular_stenosis",
@@ -150,15 +156,12 @@ def _predict_windows(model, paths: list, mirror, batch_size: int) -> np.ndarray:
     return np.asarray(model.predict(ds, verbose=0))
 
 
-def whole_study_scores(run_dir: str | Path, root: str | Path | None = None, *,
-                       cache_dir: str | Path | None = None) -> pd.DataFrame:
-    """The competition's score of a whole-study run's validation studies, beside the
-    training prior, the uniform answer and the weighted prior (the rows of targets
-    without a model from the weighted prior). Crops at the table's points."""
-    run = RunDir(run_dir)
-    root = run.data_root(root)
-    manifest = run.read_manifest()
-    split = run.read_split()
+def _validation_submissions(run: RunDir, root: Path, cache_dir
+                            ) -> tuple[pd.DataFrame, list[int], dict[str, pd.DataFrame]]:
+    """(solution, validation study ids, submissions) of a run's validation studies: the
+    model at the table's points (``model``) and each constant of :data:`CONSTANT_KINDS`;
+    the rows of targets without a model come from the weighted prior."""
+    manifest, split = run.read_manifest(), run.read_split()
     train_df = load_tables(root).train
     in_train = train_df["study_id"].isin(split.loc[split["split"] == "train", "study_id"])
     val_ids = split.loc[split["split"] == "val", "study_id"].astype(int).tolist()
@@ -167,12 +170,61 @@ def whole_study_scores(run_dir: str | Path, root: str | Path | None = None, *,
                            for g in manifest["groups"]], ignore_index=True)
     answers = {"model": (predicted, "weighted_prior"),
                **{kind: (None, kind) for kind in CONSTANT_KINDS}}
+    subs = {name: assemble(val_ids, pred, training_prior(train_df[in_train], kind=kind))[0]
+            for name, (pred, kind) in answers.items()}
+    return solution, val_ids, subs
+
+
+def _score_table(solution: pd.DataFrame, subs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row of :data:`lss.scoring.SCORE_COLUMNS` per submission."""
     rows = {}
-    for name, (pred, kind) in answers.items():
-        sub, _ = assemble(val_ids, pred, training_prior(train_df[in_train], kind=kind))
+    for name, sub in subs.items():
         result = score(solution, sub)
         rows[name] = {c: result[c] for c in SCORE_COLUMNS}
-    table = pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T
+
+
+def whole_study_scores(run_dir: str | Path, root: str | Path | None = None, *,
+                       cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """The competition's score of a whole-study run's validation studies, beside the
+    training prior, the uniform answer and the weighted prior (the rows of targets
+    without a model from the weighted prior). Crops at the table's points."""
+    run = RunDir(run_dir)
+    solution, val_ids, subs = _validation_submissions(run, run.data_root(root), cache_dir)
+    table = _score_table(solution, subs)
     table.attrs.update(n_studies=len(val_ids), centres="coordinate table",
-                       groups=list(manifest["groups"]))
+                       groups=list(run.read_manifest()["groups"]))
     return table
+
+
+def evaluate_whole_study(run_dir: str | Path, root: str | Path | None = None, *,
+                         cache_dir: str | Path | None = None, n_resamples: int = 2000,
+                         seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A whole-study run's validation studies scored end to end, the competition's way.
+
+    Rows ``levels found`` (graded as new studies by
+    :func:`lss.study_predict.predict_whole_study`; only when the run has its level
+    finder), ``table's points`` (crops at the coordinate table's points), ``prior``,
+    ``uniform`` and ``weighted_prior`` (the best constant). The second table is
+    :func:`lss.competition.bootstrap_gap` of the first model row against the weighted
+    prior, by study. Both are written to the run folder (``competition_scores.csv``,
+    ``competition_gap.csv``).
+    """
+    from lss.study_predict import predict_whole_study
+
+    run = RunDir(run_dir)
+    root = run.data_root(root)
+    solution, val_ids, subs = _validation_submissions(run, root, cache_dir)
+    routes = {"table's points": subs.pop("model")}
+    if run.level_finder.is_file():
+        found, _ = predict_whole_study(run.path, root, split="train", study_ids=val_ids)
+        routes = {"levels found": found, **routes}
+    table = _score_table(solution, {**routes, **subs})
+    first = next(iter(routes))
+    gap = bootstrap_gap(solution, routes[first], subs["weighted_prior"],
+                        n_resamples=n_resamples, seed=seed)
+    gap.attrs["route"] = first
+    table.attrs.update(n_studies=len(val_ids), groups=list(run.read_manifest()["groups"]))
+    table.to_csv(run.path / "competition_scores.csv", index_label="answer")
+    gap.to_csv(run.path / "competition_gap.csv", index_label="term")
+    return table, gap

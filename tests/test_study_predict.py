@@ -283,3 +283,32 @@ def test_a_loaded_grader_gives_the_same_submission(whole_run, phantom_root, tmp_
     cold, _ = predict_whole_study(whole_run, root)
     warm, _ = predict_whole_study(load_grader(whole_run), root)
     pd.testing.assert_frame_equal(cold, warm)
+
+
+def test_evaluate_whole_study_puts_both_routes_beside_the_constants(whole_run, capsys):
+    """lss evaluate on a whole-study run with its finder: levels found and the table's
+    points in one table, the same rows as each route's own scoring, the bootstrap gap of
+    the found route against the weighted prior, both written to the run folder."""
+    from lss.cli import main
+    from lss.study_predict import found_level_scores
+    from lss.whole_study import evaluate_whole_study, whole_study_scores
+
+    cache = whole_run.parent / "cache"
+    table, gap = evaluate_whole_study(whole_run, cache_dir=cache, n_resamples=200)
+    assert list(table.index) == ["levels found", "table's points", "prior", "uniform",
+                                 "weighted_prior"]
+    found = found_level_scores(whole_run)
+    oracle = whole_study_scores(whole_run, cache_dir=cache)
+    np.testing.assert_allclose(table.loc["levels found"].to_numpy(float),
+                               found.loc["model"].to_numpy(float))
+    np.testing.assert_allclose(table.loc["table's points"].to_numpy(float),
+                               oracle.loc["model"].to_numpy(float))
+    want = table.loc["levels found"] - table.loc["weighted_prior"]
+    np.testing.assert_allclose(gap["gap"].to_numpy(float), want[gap.index].to_numpy(float))
+    assert gap.attrs["route"] == "levels found"
+    saved = pd.read_csv(whole_run / "competition_scores.csv", index_col="answer")
+    assert list(saved.index) == list(table.index)
+    assert (whole_run / "competition_gap.csv").is_file()
+    assert main(["evaluate", "--run", str(whole_run), "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "levels found" in out and "minus the weighted prior" in out
