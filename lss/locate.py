@@ -38,7 +38,7 @@ from lss.run import RunDir
 
 __all__ = ["FOUND_COLUMNS", "find_levels", "find_study_levels", "axial_series",
            "level_hits", "with_found_levels", "summarise_hits", "fit_run_level_finder",
-           "plane_traces"]
+           "plane_traces", "place_errors", "summarise_place_errors"]
 
 #: Columns of :func:`find_levels`: one row per (study, level).
 FOUND_COLUMNS = ("study_id", "level", "sagittal_series_id", "sagittal_instance", "x", "y",
@@ -252,3 +252,43 @@ def fit_run_level_finder(run_dir: str | Path | RunDir, root: str | Path, *, conf
     train_ids = split.loc[split["split"] == "train", "study_id"].tolist()
     return train_levels(root, train_ids, run.level_finder, config=config,
                         cache_dir=cache_dir, workers=workers, verbose=verbose)
+
+
+def place_errors(places: pd.DataFrame, root: str | Path) -> pd.DataFrame:
+    """How far each placed crop centre lies from the coordinate table's point.
+
+    ``places`` as :func:`lss.study_predict.place_targets` gives them (``study_id``,
+    ``target``, ``group``, ``series_id``, ``instance_number``, ``x``, ``y``). Returns
+    them with ``mm`` (the distance between the two points in patient space) and
+    ``same_slice`` (the placed slice is the table's), for the targets the table labels.
+    """
+    co = load_tables(root).coordinates
+    condition = co["condition"].str.lower().str.replace(" ", "_")
+    table = co.assign(target=condition + "_" + co["level"].str.replace("/", "_").str.lower())
+    m = places.merge(table[["study_id", "target", "series_id", "instance_number", "x", "y"]],
+                     on=["study_id", "target"], suffixes=("", "_table"))
+    geometry: dict = {}
+
+    def point(study, series, instance, x, y) -> np.ndarray:
+        if (study, series) not in geometry:
+            geometry[study, series] = read_geometry(series_dir(root, study, series))
+        return pixel_to_patient(geometry[study, series], int(instance), x, y)
+
+    m["mm"] = [float(np.linalg.norm(
+        point(r.study_id, r.series_id, r.instance_number, r.x, r.y)
+        - point(r.study_id, r.series_id_table, r.instance_number_table, r.x_table,
+                r.y_table))) for r in m.itertuples()]
+    m["same_slice"] = ((m["series_id"] == m["series_id_table"])
+                       & (m["instance_number"] == m["instance_number_table"]))
+    return m.drop(columns=["series_id_table", "instance_number_table", "x_table",
+                           "y_table"])
+
+
+def summarise_place_errors(errors: pd.DataFrame) -> pd.DataFrame:
+    """Per condition group: targets, median and 90th-percentile mm, share within 10 mm,
+    share on the table's slice (:func:`place_errors`)."""
+    return errors.groupby("group").agg(
+        targets=("mm", "size"), median_mm=("mm", "median"),
+        p90_mm=("mm", lambda s: s.quantile(0.9)),
+        within_10mm=("mm", lambda s: (s <= 10).mean()),
+        same_slice=("same_slice", "mean"))

@@ -312,3 +312,30 @@ def test_evaluate_whole_study_puts_both_routes_beside_the_constants(whole_run, c
     assert main(["evaluate", "--run", str(whole_run), "--cache", str(cache)]) == 0
     out = capsys.readouterr().out
     assert "levels found" in out and "minus the weighted prior" in out
+
+
+def test_place_errors_measure_mm_from_the_tables_point(phantom_root):
+    """Places at the table's own points are 0 mm off and on its slice; moved 10 pixels
+    along a row they are 10 pixel spacings off; a target the table lacks is left out."""
+    from lss.data.geometry import read_geometry
+    from lss.locate import place_errors, summarise_place_errors
+
+    co = load_tables(phantom_root).coordinates
+    co = co[co["study_id"] == co["study_id"].iloc[0]]
+    places = pd.DataFrame({
+        "study_id": co["study_id"],
+        "target": co["condition"].str.lower().str.replace(" ", "_") + "_"
+        + co["level"].str.replace("/", "_").str.lower(),
+        "group": "any", "series_id": co["series_id"],
+        "instance_number": co["instance_number"], "x": co["x"], "y": co["y"]})
+    exact = place_errors(places, phantom_root)
+    assert len(exact) == len(co) and (exact["mm"] < 1e-6).all() and exact["same_slice"].all()
+    moved = place_errors(places.assign(x=places["x"] + 10), phantom_root)
+    first = co.iloc[0]
+    geo = read_geometry(series_dir(phantom_root, first.study_id, first.series_id))
+    column = geo.pixel_spacing[geo.index_of(int(first.instance_number)), 1]
+    assert moved["mm"].iloc[0] == pytest.approx(10 * column, rel=1e-6)
+    extra = pd.concat([places, places.iloc[:1].assign(target="not_a_target")])
+    assert len(place_errors(extra, phantom_root)) == len(co)
+    table = summarise_place_errors(exact)
+    assert table.loc["any", "targets"] == len(co) and table.loc["any", "within_10mm"] == 1
