@@ -314,22 +314,33 @@ def _aligned_submission(sol_ids: pd.Series, submission: pd.DataFrame
     return p[position], len(ids) - len(sol_ids)
 
 
+def _row_losses(grade: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each row's ``-log q[y]`` with :func:`_weighted_log_loss`'s clip-then-divide."""
+    q = np.clip(proba, _EPS, 1 - _EPS)
+    q = q / q.sum(axis=1, keepdims=True)
+    return -np.log(q[np.arange(len(grade)), grade])
+
+
+def _worst_spinal(sol: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
+    """Per study (index): any Severe spinal level (``label``), the worst spinal weight
+    and the largest submitted ``severe`` over its spinal rows."""
+    spinal = (sol["group"] == "spinal").to_numpy()
+    return pd.DataFrame({"study": sol["study"].to_numpy()[spinal],
+                         "label": (sol["grade"].to_numpy()[spinal] == 2).astype(int),
+                         "weight": sol["weight"].to_numpy()[spinal],
+                         "severe": proba[spinal, PROBA_COLUMNS.index("severe")]}
+                        ).groupby("study", sort=True).max()
+
+
 def _weighted_log_loss(grade: np.ndarray, proba: np.ndarray, weight: np.ndarray) -> float:
     """``sum_i w_i * -log(q[i, y_i]) / sum_i w_i``, where ``q`` is ``proba`` clipped to
     ``[eps, 1 - eps]`` and then divided by its row sums (the competition's order)."""
-    q = np.clip(proba, _EPS, 1 - _EPS)
-    q = q / q.sum(axis=1, keepdims=True)
-    return float(np.sum(weight * -np.log(q[np.arange(len(grade)), grade])) / weight.sum())
+    return float(np.sum(weight * _row_losses(grade, proba)) / weight.sum())
 
 
 def _any_severe_spinal(sol: pd.DataFrame, proba: np.ndarray) -> tuple[float, int]:
     """The any-severe-spinal term and the number of studies it scores."""
-    spinal = (sol["group"] == "spinal").to_numpy()
-    per_study = pd.DataFrame({"study": sol["study"].to_numpy()[spinal],
-                              "label": (sol["grade"].to_numpy()[spinal] == 2).astype(int),
-                              "weight": sol["weight"].to_numpy()[spinal],
-                              "severe": proba[spinal, PROBA_COLUMNS.index("severe")]})
-    worst = per_study.groupby("study", sort=True).max()
+    worst = _worst_spinal(sol, proba)
     p = np.clip(worst["severe"].to_numpy(), _EPS, 1 - _EPS)
     binary = np.column_stack([1 - p, p])
     return _weighted_log_loss(worst["label"].to_numpy(), binary,
@@ -391,13 +402,6 @@ def score(solution: pd.DataFrame, submission: pd.DataFrame, *,
     return out
 
 
-def _row_losses(grade: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    """Each row's ``-log q[y]`` with :func:`_weighted_log_loss`'s clip-then-divide."""
-    q = np.clip(proba, _EPS, 1 - _EPS)
-    q = q / q.sum(axis=1, keepdims=True)
-    return -np.log(q[np.arange(len(grade)), grade])
-
-
 def study_terms(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFrame:
     """Each study's share of every term of :func:`score`: per group its weighted loss sum
     ``<group>_loss`` and weight sum ``<group>_weight``, and ``any_severe_loss`` and
@@ -416,12 +420,7 @@ def study_terms(solution: pd.DataFrame, submission: pd.DataFrame) -> pd.DataFram
         frame[f"{group}_loss"] = np.where(rows, sol["weight"] * losses, 0.0)
         frame[f"{group}_weight"] = np.where(rows, sol["weight"], 0.0)
     out = frame.groupby("study", sort=True).sum()
-    spinal = (sol["group"] == "spinal").to_numpy()
-    worst = pd.DataFrame({"study": sol["study"].to_numpy()[spinal],
-                          "label": (sol["grade"].to_numpy()[spinal] == 2).astype(int),
-                          "weight": sol["weight"].to_numpy()[spinal],
-                          "severe": proba[spinal, PROBA_COLUMNS.index("severe")]}
-                         ).groupby("study", sort=True).max()
+    worst = _worst_spinal(sol, proba)
     p = np.clip(worst["severe"].to_numpy(), _EPS, 1 - _EPS)
     loss = _row_losses(worst["label"].to_numpy(), np.column_stack([1 - p, p]))
     out["any_severe_loss"] = pd.Series(worst["weight"].to_numpy() * loss, worst.index)
