@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "found, its levels-found folder)")
     p.add_argument("--levels", choices=["table", "found"], default="table",
                    help="grade the coordinate table's slice (the oracle) or the slice the "
-                   "run's level finder finds, as for a new study (default: %(default)s)")
+                   "run's level finder finds, as for a new study (default: %(default)s); a "
+                   "whole-study run is scored both ways at once")
     p.add_argument("--competition", action="store_true",
                    help="also score the validation studies the competition's way (all 25 "
                    "targets, the others from the training prior) beside the constants")
@@ -333,28 +334,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_whole_study(args: argparse.Namespace) -> int:
-    """A whole-study run scored the competition's way beside the constants."""
+    """A whole-study run scored the competition's way beside the constants (both routes:
+    levels found when the run has its finder, and the table's points), with how far the
+    found route placed its crops."""
+    from lss.locate import summarise_place_errors
     from lss.whole_study import evaluate_whole_study
 
-    if args.levels == "found":
-        from lss.study_predict import found_level_scores
-
-        table = found_level_scores(args.run, args.data)
-        print(f"The competition's score of {table.attrs['n_studies']} validation studies "
-              f"graded as new studies (lower is better; levels found, crops placed from "
-              f"them; {table.attrs['n_from_prior']} rows from the training prior):")
-    else:
-        table, gap = evaluate_whole_study(args.run, args.data, cache_dir=args.cache)
-        print(f"The competition's score of {table.attrs['n_studies']} validation studies "
-              f"(lower is better; groups {', '.join(table.attrs['groups'])}):")
-        print(table.astype(float).round(4).to_string())
-        if "levels found" not in table.index:
-            print(f"No level finder: fit one with lss levels --run {args.run} --data ROOT "
-                  f"to score the validation studies graded as new studies")
-        print(f"{gap.attrs['route']} minus the weighted prior, study bootstrap "
-              f"({gap.attrs['n_resamples']} resamples, {gap.attrs['level']:.0%} interval):")
-        table = gap
+    table, gap, places = evaluate_whole_study(args.run, args.data, cache_dir=args.cache)
+    print(f"The competition's score of {table.attrs['n_studies']} validation studies "
+          f"(lower is better; groups {', '.join(table.attrs['groups'])}):")
     print(table.astype(float).round(4).to_string())
+    if places is None:
+        print(f"No level finder: fit one with lss levels --run {args.run} --data ROOT "
+              f"to score the validation studies graded as new studies")
+    else:
+        print("Crops placed from the levels found: distance to the table's point (mm):")
+        print(summarise_place_errors(places).round(3).to_string())
+    print(f"{gap.attrs['route']} minus the weighted prior, study bootstrap "
+          f"({gap.attrs['n_resamples']} resamples, {gap.attrs['level']:.0%} interval):")
+    print(gap.astype(float).round(4).to_string())
     return 0
 
 

@@ -33,6 +33,7 @@ from lss.data.geometry import (
     read_geometry,
     split_stacks,
 )
+from lss.data.targets import coordinate_targets
 from lss.levels import predict_levels, sagittal_series, train_levels
 from lss.run import RunDir
 
@@ -263,8 +264,7 @@ def place_errors(places: pd.DataFrame, root: str | Path) -> pd.DataFrame:
     ``same_slice`` (the placed slice is the table's), for the targets the table labels.
     """
     co = load_tables(root).coordinates
-    condition = co["condition"].str.lower().str.replace(" ", "_")
-    table = co.assign(target=condition + "_" + co["level"].str.replace("/", "_").str.lower())
+    table = co.assign(target=coordinate_targets(co))
     m = places.merge(table[["study_id", "target", "series_id", "instance_number", "x", "y"]],
                      on=["study_id", "target"], suffixes=("", "_table"))
     geometry: dict = {}

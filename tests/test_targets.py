@@ -22,7 +22,7 @@ from lss.data import (
     target_counts,
 )
 from lss.data.tables import TRAIN_COLUMNS
-from lss.data.targets import EXCLUSION_KINDS, INDEX_COLUMNS
+from lss.data.targets import EXCLUSION_KINDS, INDEX_COLUMNS, coordinate_targets
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,18 @@ def test_a_misspelled_target_is_one_line_listing_the_valid_ones():
         parse_targets(["spinal_canal_stenosis_l1_l2"] * 2)
     with pytest.raises(ValueError, match="empty"):
         parse_targets([])
+
+
+def test_coordinate_rows_name_their_targets_and_refuse_an_unknown_condition():
+    """Every (condition, level) spelling of the coordinate table maps to its train.csv
+    column; a condition the competition does not have is one line naming it."""
+    co = pd.DataFrame([(spelled, lv) for spelled in CONDITIONS.values() for lv in LEVELS],
+                      columns=["condition", "level"])
+    assert coordinate_targets(co).tolist() == [column_name(c, lv) for c in CONDITIONS
+                                               for lv in LEVELS]
+    bad = pd.DataFrame({"condition": ["Spinal canal stenosis"], "level": ["L4/L5"]})
+    with pytest.raises(DataError, match="unknown condition.*'Spinal canal stenosis'"):
+        coordinate_targets(bad)
 
 
 def test_bad_options_are_refused(tiny_root):

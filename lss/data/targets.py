@@ -46,6 +46,7 @@ __all__ = [
     "build_target_index",
     "target_counts",
     "split_rows",
+    "coordinate_targets",
 ]
 
 log = logging.getLogger("lss")
@@ -62,6 +63,8 @@ EXCLUSION_KINDS: tuple[str, ...] = ("no label", "no coordinate row", "wrong seri
 _TARGETS: tuple[str, ...] = TRAIN_COLUMNS[1:]
 _PARTS: dict[str, tuple[str, str]] = {column_name(c, lv): (c, lv)
                                       for c in CONDITIONS for lv in LEVELS}
+#: The coordinate table's spelling of a condition -> its key (as in ``train.csv``).
+_CONDITION_KEYS: dict[str, str] = {spelled: key for key, spelled in CONDITIONS.items()}
 #: The metric's condition groups (as :data:`lss.competition.GROUPS`, a layer above).
 _GROUPS: tuple[str, ...] = ("spinal", "foraminal", "subarticular")
 
@@ -111,6 +114,22 @@ def parse_targets(targets: str | Sequence[str] = "all") -> list[str]:
     if repeated:
         raise ValueError(f"targets names {', '.join(repeated)} more than once")
     return [t for t in _TARGETS if t in names]
+
+
+def coordinate_targets(coordinates: pd.DataFrame) -> pd.Series:
+    """The target (``train.csv`` column) each row of a coordinate table labels.
+
+    >>> co = pd.DataFrame({"condition": ["Right Subarticular Stenosis"], "level": ["L4/L5"]})
+    >>> coordinate_targets(co).tolist()
+    ['right_subarticular_stenosis_l4_l5']
+    """
+    unknown = set(coordinates["condition"]) - set(_CONDITION_KEYS)
+    if unknown:
+        raise DataError(f"Coordinate table names unknown condition(s) {sorted(unknown)}; "
+                        f"expected one of {sorted(_CONDITION_KEYS)}")
+    return pd.Series([column_name(_CONDITION_KEYS[c], lv) for c, lv in
+                      zip(coordinates["condition"], coordinates["level"], strict=True)],
+                     index=coordinates.index, name="target", dtype=object)
 
 
 def _group_side(condition: str) -> tuple[str, str | None]:
