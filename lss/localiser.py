@@ -297,16 +297,10 @@ class LocaliserResult:
     excluded: list[int] = field(default_factory=list)
 
 
-def train_localiser(
-    root: str | Path,
-    index: pd.DataFrame,
-    path: str | Path | None = None,
-    *,
-    config: LocaliserConfig | None = None,
-    cache_dir: str | Path | None = None,
-    workers: int | None = None,
-    verbose: int = 0,
-) -> LocaliserResult:
+def train_localiser(root: str | Path, index: pd.DataFrame, path: str | Path | None = None,
+                    *, config: LocaliserConfig | None = None,
+                    cache_dir: str | Path | None = None, workers: int | None = None,
+                    verbose: int = 0) -> LocaliserResult:
     """Train the localiser on the rows of ``index`` (pass the *training* split only).
 
     Parameters
@@ -316,6 +310,8 @@ def train_localiser(
     index : DataFrame
         Rows of :func:`lss.data.build_index` with their ``x``, ``y`` points. Rows
         without a point (no coordinate row) are left out and listed in ``excluded``.
+        Rows whose ``mirror`` column (:func:`lss.data.build_target_index`) is true are
+        flipped left-right, slice and point: one localiser learns both recesses.
     path : str or Path, optional
         Save the model here (``.keras``; its config goes to ``.json`` beside it).
     config : LocaliserConfig, optional
@@ -334,6 +330,9 @@ def train_localiser(
                          workers=workers)
     geo = series_geometry(root, rows)
     uv = to_unit(rows[["x", "y"]].to_numpy(float), geo[["rows", "cols"]].to_numpy())
+    if "mirror" in rows:  # a right recess in the left's place
+        flip = rows["mirror"].to_numpy(bool)
+        x[flip], uv[flip, 0] = x[flip][:, :, ::-1], 1.0 - uv[flip, 0]
     keras.utils.set_random_seed(config.seed)
     model = build_localiser(config.image_size, config.filters,
                             learning_rate=config.learning_rate)
@@ -378,20 +377,28 @@ def predict_centres(model, root: str | Path, index: pd.DataFrame, *,
 
 
 def centres_for_series(model, headers: Sequence[SeriesHeader],
-                       instances: Sequence[int | None] | None = None) -> list[tuple[float, float]]:
+                       instances: Sequence[int | None] | None = None,
+                       mirror: Sequence[bool] | None = None) -> list[tuple[float, float]]:
     """(x, y) for studies given as series headers (prediction on new studies).
 
     ``instances[i]`` is the slice to look at (``None``: the middle slice, as
-    :func:`lss.evaluate.predict` centres its window there).
+    :func:`lss.evaluate.predict` centres its window there). Where ``mirror[i]``, the
+    slice is flipped left-right before and the point after (a right recess, for a
+    localiser trained with mirrored right rows).
     """
     size = int(model.input_shape[1])
     instances = list(instances) if instances is not None else [None] * len(headers)
-    if len(instances) != len(headers):
-        raise ValueError(f"{len(headers)} headers but {len(instances)} instances")
+    flip = np.zeros(len(headers), bool) if mirror is None else np.asarray(mirror, bool)
+    if len(instances) != len(headers) or len(flip) != len(headers):
+        raise ValueError(f"{len(headers)} headers but {len(instances)} instances and "
+                         f"{len(flip)} mirror flags")
     x = np.stack([level_window(h, inst, _input_config(size)).volume[0]
                   for h, inst in zip(headers, instances, strict=True)])
+    x[flip] = x[flip][:, :, ::-1]
+    uv = _predict_unit(model, x)
+    uv[flip, 0] = 1.0 - uv[flip, 0]
     shape = np.array([h.shape for h in headers])
-    return [tuple(map(float, c)) for c in from_unit(_predict_unit(model, x), shape)]
+    return [tuple(map(float, c)) for c in from_unit(uv, shape)]
 
 
 # --------------------------------------------------------------------------- errors
@@ -511,18 +518,11 @@ def run_centres(run_dir: str | Path | RunDir, root: str | Path, index: pd.DataFr
 # --------------------------------------------------------------------------- workflow
 
 
-def fit_split_localiser(
-    root: str | Path,
-    out_dir: str | Path,
-    index: pd.DataFrame,
-    split: pd.DataFrame,
-    *,
-    config: LocaliserConfig | None = None,
-    cache_dir: str | Path | None = None,
-    workers: int | None = None,
-    retrain: bool = False,
-    verbose: int = 0,
-) -> tuple[Path, np.ndarray, dict[str, Any]]:
+def fit_split_localiser(root: str | Path, out_dir: str | Path, index: pd.DataFrame,
+                        split: pd.DataFrame, *, config: LocaliserConfig | None = None,
+                        cache_dir: str | Path | None = None, workers: int | None = None,
+                        retrain: bool = False, verbose: int = 0
+                        ) -> tuple[Path, np.ndarray, dict[str, Any]]:
     """Train (or reuse) the localiser on the training split; predict the validation centres.
 
     The localiser lives in ``out_dir/localiser/``. One already there is reused when it was

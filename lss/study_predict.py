@@ -12,7 +12,8 @@ placed as in training (:func:`place_targets`):
   finder's point;
 * subarticular recesses: the level's Axial T2 slice (the plane nearest ``p``, by the
   rule of :func:`lss.locate.find_levels`, from the same finder call), centred where
-  ``q`` projects onto it; the right recess is mirrored left-right before grading, as
+  the run's recess localiser finds the recess on that slice (``q``'s projection in a
+  run without one); the right recess is mirrored left-right before grading, as
   :class:`lss.data.loader.WindowDataset` mirrors it in training;
 * neural foramina: the Sagittal T1 series (the longest if several), on the slice
   nearest ``q`` (:func:`lss.data.geometry.nearest_slice`), centred on its pixel.
@@ -51,13 +52,14 @@ from lss.data import (
 )
 from lss.evaluate import _series_description, choose_series, predict_proba
 from lss.levels import load_level_localiser, predict_levels
+from lss.localiser import centres_for_series, load_run_localiser
 from lss.locate import _choose
 from lss.run import RunDir
 from lss.submission import assemble, training_prior
 
 __all__ = ["OFFSET_COLUMNS", "PLACE_COLUMNS", "MIN_PAIRS", "target_offsets",
            "study_series", "place_targets", "StudyGrader", "load_grader",
-           "predict_whole_study", "found_level_scores"]
+           "predict_whole_study"]
 
 #: Columns of :func:`target_offsets`: one row per (condition, level).
 OFFSET_COLUMNS = ("condition", "level", "dx", "dy", "dz", "n_pairs", "pooled")
@@ -280,13 +282,15 @@ def _spinal(targets, points, sag, _series, _offsets, _study_id):
         yield t, (folder, instance, x, y, True, False)
 
 
-def _subarticular(targets, points, sag, series: StudySeries, offsets, study_id):
-    """Recess crops: the axial slice nearest the canal point, centred where the offset
-    point projects onto it; the right recess mirrored."""
+def _subarticular(targets, points, sag, series: StudySeries, offsets, study_id, recess=None):
+    """Recess crops: the axial slice nearest the canal point plus the level's offset;
+    centred where the run's recess localiser finds the recess on that slice (``recess``;
+    without one, where the offset point projects onto it); the right recess mirrored."""
     folders = series.folders["Axial T2"]
     axials = [read_geometry(f) for f in folders]
     for g in axials:
         check_same_frame(sag, g, study_id=study_id)
+    placed = []
     for t in targets:
         condition, level = _TARGET_PARTS[t]
         p = pixel_to_patient(sag, *points[level])
@@ -296,8 +300,16 @@ def _subarticular(targets, points, sag, series: StudySeries, offsets, study_id):
             continue
         i, hit = _choose(axials, p)
         x, y, _ = patient_to_pixel(axials[i], hit.instance_number, p + d)
-        yield t, (folders[i], hit.instance_number, x, y, hit.inside,
-                  condition.startswith("right_"))
+        placed.append([t, folders[i], hit.instance_number, x, y, hit.inside,
+                       condition.startswith("right_")])
+    if recess is not None and placed:
+        headers = {f: scan_series(f) for f in {row[1] for row in placed}}
+        found = centres_for_series(recess, [headers[row[1]] for row in placed],
+                                   [row[2] for row in placed], [row[6] for row in placed])
+        for row, (x, y) in zip(placed, found, strict=True):
+            row[3:5] = x, y
+    for t, *where in placed:
+        yield t, tuple(where)
 
 
 def _foraminal(targets, points, sag, series: StudySeries, offsets, study_id):
@@ -332,7 +344,7 @@ def _sagittal_points(finder, series: StudySeries):
 
 
 def place_targets(finder, series: StudySeries, offsets: pd.DataFrame,
-                  groups: dict[str, list[str]]) -> tuple[pd.DataFrame, dict]:
+                  groups: dict[str, list[str]], recess=None) -> tuple[pd.DataFrame, dict]:
     """Where each target of one study is cropped, found from its images alone.
 
     Parameters
@@ -345,6 +357,9 @@ def place_targets(finder, series: StudySeries, offsets: pd.DataFrame,
         :func:`target_offsets`.
     groups : dict of str to list of str
         Per condition group ("spinal", "subarticular", "foraminal") the targets to place.
+    recess : optional
+        A recess localiser (the run's ``subarticular/localiser.keras``), which centres
+        the recess crops on the chosen axial slice.
 
     Returns
     -------
@@ -372,8 +387,9 @@ def place_targets(finder, series: StudySeries, offsets: pd.DataFrame,
         reasons.update({(sid, t): f"the level finder gave no point for "
                         f"{_TARGET_PARTS[t][1]}" for t in unfound})
         targets = [t for t in targets if t not in unfound]
+        extra = {"recess": recess} if group == "subarticular" else {}
         try:
-            for t, where in list(placer(targets, points, sag, series, offsets, sid)):
+            for t, where in list(placer(targets, points, sag, series, offsets, sid, **extra)):
                 if isinstance(where, str):
                     reasons[(sid, t)] = where
                 else:
@@ -446,6 +462,8 @@ class StudyGrader:
         The run's level finder.
     models : dict
         Per group, its ``(model, config)``.
+    recess : optional
+        The subarticular group's recess localiser, where the run has one.
     """
 
     groups: dict[str, list[str]]
@@ -453,23 +471,44 @@ class StudyGrader:
     offsets: pd.DataFrame
     finder: object
     models: dict
+    recess: object = None
 
     def grade(self, series: StudySeries) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
         """(graded rows or None, crops placed, ``{(study_id, target): reason}``) of one
         study: the targets that could not be placed or read are in the reasons."""
-        placed, why = place_targets(self.finder, series, self.offsets, self.groups)
+        placed, why = place_targets(self.finder, series, self.offsets, self.groups,
+                                    recess=self.recess)
         graded, failed = _grade_study(self.models, placed, series)
         return graded, placed, why | failed
 
 
-def load_grader(run_dir: str | Path) -> StudyGrader:
+def _training_root(run: RunDir, root: str | Path | None) -> Path:
+    """Where the run's training tables are: the data root its manifest records, else
+    ``root`` (a run trained elsewhere and graded on a copy of the same data, such as
+    the competition's data attached to a Kaggle notebook)."""
+    recorded = run.read_manifest().get("data", {}).get("root")
+    for where in (recorded, root):
+        if where and Path(where).is_dir():
+            tables = load_tables(where)
+            if tables.train is not None and tables.coordinates is not None:
+                return Path(where)
+    raise DataError(f"Run {run.path}: neither its recorded data root {recorded} nor "
+                    f"{root} has the train.csv and train_label_coordinates.csv to learn "
+                    f"the target offsets and the prior from")
+
+
+def load_grader(run_dir: str | Path, root: str | Path | None = None) -> StudyGrader:
     """The :class:`StudyGrader` of a whole-study run with its level finder.
+
+    The training studies' tables (for the prior and the target offsets) are read from
+    the run's recorded data root, or from ``root`` where the recorded one is not on
+    this machine.
 
     Raises
     ------
     DataError
         Not a whole-study run, no ``levels.keras``, or no training tables at the run's
-        recorded data root (each in one line).
+        recorded data root nor at ``root`` (each in one line).
     """
     run = RunDir(run_dir)
     manifest = run.read_manifest()
@@ -479,12 +518,8 @@ def load_grader(run_dir: str | Path) -> StudyGrader:
     if not run.level_finder.is_file():
         raise DataError(f"Run {run.path} has no {run.LEVEL_FINDER} to find the levels of new "
                         f"studies: fit one with lss levels --run {run.path} --data ROOT")
-    recorded = manifest.get("data", {}).get("root")
-    tables = load_tables(recorded) if recorded and Path(recorded).is_dir() else None
-    if tables is None or tables.train is None or tables.coordinates is None:
-        raise DataError(f"Run {run.path}'s recorded data root {recorded} has no train.csv "
-                        f"and train_label_coordinates.csv to learn the target offsets and "
-                        f"the prior from")
+    recorded = _training_root(run, root)
+    tables = load_tables(recorded)
     split = run.read_split()
     train_ids = split.loc[split["split"] == "train", "study_id"].astype(int).tolist()
     groups = {g: list(v["targets"]) for g, v in manifest["groups"].items()}
@@ -493,7 +528,9 @@ def load_grader(run_dir: str | Path) -> StudyGrader:
         prior=training_prior(tables.train[tables.train["study_id"].isin(train_ids)]),
         offsets=target_offsets(recorded, train_ids),
         finder=load_level_localiser(run.level_finder),
-        models={g: RunDir(run.path / g).load() for g in groups})
+        models={g: RunDir(run.path / g).load() for g in groups},
+        recess=load_run_localiser(run.path / "subarticular") if "subarticular" in groups
+        else None)
 
 
 def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | None = None,
@@ -534,7 +571,7 @@ def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | No
         Not a whole-study run, no level finder, no training tables at the recorded root,
         no descriptions table (each in one line).
     """
-    grader = run_dir if isinstance(run_dir, StudyGrader) else load_grader(run_dir)
+    grader = run_dir if isinstance(run_dir, StudyGrader) else load_grader(run_dir, root)
     studies = study_series(Path(root) if root else None, study_dir=study_dir, split=split)
     if study_ids is not None:
         wanted = {int(s) for s in study_ids}
@@ -557,33 +594,3 @@ def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | No
                            reasons=reasons)
     report.attrs["places"] = pd.concat(places, ignore_index=True)
     return sub, report
-
-
-def found_level_scores(run_dir: str | Path, root: str | Path | None = None
-                       ) -> pd.DataFrame:
-    """A whole-study run's validation studies graded as new studies (levels found, crops
-    placed by :func:`place_targets`), scored the competition's way beside the constants.
-
-    The same table as :func:`lss.whole_study.whole_study_scores` (which crops at the
-    table's points), so the two rows ``model`` compare the oracle with the found route.
-    """
-    from lss.competition import CONSTANT_KINDS, score, solution_frame
-    from lss.data import load_tables
-    from lss.scoring import SCORE_COLUMNS
-
-    run = RunDir(run_dir)
-    root = run.data_root(root)
-    split = run.read_split()
-    val_ids = split.loc[split["split"] == "val", "study_id"].astype(int).tolist()
-    sub, report = predict_whole_study(run.path, root, split="train", study_ids=val_ids)
-    train_df = load_tables(root).train
-    in_train = train_df["study_id"].isin(split.loc[split["split"] == "train", "study_id"])
-    solution = solution_frame(train_df[train_df["study_id"].isin(val_ids)])
-    rows = {"model": score(solution, sub)}
-    for kind in CONSTANT_KINDS:
-        const, _ = assemble(val_ids, None, training_prior(train_df[in_train], kind=kind))
-        rows[kind] = score(solution, const)
-    table = pd.DataFrame({k: {c: v[c] for c in SCORE_COLUMNS} for k, v in rows.items()}).T
-    table.attrs.update(n_studies=len(val_ids), centres="found levels",
-                       n_from_prior=len(report))
-    return table

@@ -172,3 +172,33 @@ def test_config_checks_and_builder():
         LocaliserConfig.from_dict({"size": 3})
     model = build_localiser(32, (4, 8, 8))
     assert model.output_shape == (None, 2) and model.get_layer("scores").output.shape[1] == 8
+
+
+def test_mirrored_rows_train_and_predict_in_the_left_s_place(squares, tmp_path):
+    """Rows flagged ``mirror`` are flipped left-right, slice and point, in training; a
+    mirrored prediction is flipped back. Trained with every other row mirrored, the
+    localiser still finds the held-out squares; asked for a mirrored prediction, it
+    answers at the same pixel as the plain one (a missing flip back would put it at
+    ``cols - 1 - x``)."""
+    from lss.data import scan_series, series_dir
+    from lss.localiser import centres_for_series
+
+    index = build_index(squares)
+    rows = index.iloc[:18].assign(mirror=np.arange(18) % 2 == 1)
+    cfg = LocaliserConfig(image_size=32, filters=(8, 16), epochs=60, batch_size=8,
+                          learning_rate=3e-3, shift=0.1, seed=1)
+    res = train_localiser(squares, rows, config=cfg, cache_dir=tmp_path, workers=1)
+    held_out = index.iloc[18:].reset_index(drop=True)
+    pred = predict_centres(res.model, squares, held_out, cache_dir=tmp_path, workers=1)
+    err = localiser_errors(pred, held_out[["x", "y"]].to_numpy(), SPACING)
+    assert np.median(err.error_px) < 2.5, err.error_px
+    headers = [scan_series(series_dir(squares, r.study_id, r.series_id))
+               for r in held_out.itertuples()]
+    instances = held_out["instance_number"].astype(int).tolist()
+    plain = np.array(centres_for_series(res.model, headers, instances))
+    mirrored = np.array(centres_for_series(res.model, headers, instances,
+                                           mirror=[True] * len(headers)))
+    assert np.median(np.abs(mirrored - plain)[:, 0]) < 2.0
+    assert np.median(np.abs(mirrored[:, 0] - (31 - plain[:, 0]))) > 4.0
+    with pytest.raises(ValueError, match="2 headers but 2 instances and 1 mirror"):
+        centres_for_series(res.model, headers[:2], instances[:2], mirror=[True])

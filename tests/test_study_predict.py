@@ -13,8 +13,9 @@ import pytest
 
 import lss.study_predict
 from lss.competition import check_submission
-from lss.config import CONDITIONS, Config, LevelLocaliserConfig
+from lss.config import CONDITIONS, Config, LevelLocaliserConfig, LocaliserConfig
 from lss.data import DataError, load_tables, pixel_to_patient, read_geometry, series_dir
+from lss.data.targets import coordinate_targets
 from lss.locate import fit_run_level_finder
 from lss.study_predict import (
     place_targets,
@@ -25,7 +26,8 @@ from lss.study_predict import (
 from lss.whole_study import train_whole_study
 
 TINY = dict(n_slices=2, image_size=16, batch_size=8, cnn_filters=(4,), lstm_units=4,
-            dense_units=4, early_stopping_patience=10, epochs=1, crop_mm=40.0, seed=0)
+            dense_units=4, early_stopping_patience=10, epochs=1, crop_mm=40.0, seed=0,
+            localiser=LocaliserConfig(image_size=32, filters=(4, 8), epochs=1, batch_size=8))
 TINY_FINDER = LevelLocaliserConfig(image_size=32, filters=(4, 8), epochs=2, batch_size=4)
 GROUPS = {g: [t for t in lss.study_predict._TARGET_PARTS
               if lss.study_predict._GROUP_OF[lss.study_predict._TARGET_PARTS[t][0]] == g]
@@ -137,6 +139,36 @@ def test_oracle_canal_points_put_the_crops_on_the_tables_points(phantom_root, mo
     assert share["foraminal"] >= 0.9
     zero = _centre_errors(phantom_root, offsets.assign(dx=0.0, dy=0.0, dz=0.0))
     assert (zero.loc[zero["group"] == "foraminal", "mm"] <= 10).mean() < 0.2
+
+
+class _FixedPoint:
+    """A stand-in recess localiser that always answers a quarter across, half down."""
+
+    input_shape = (None, 32, 32, 1)
+
+    def predict(self, x, batch_size=32, verbose=0):
+        return np.tile([0.25, 0.5], (len(x), 1))
+
+
+def test_a_recess_localiser_centres_the_recess_crops_on_the_chosen_slice(phantom_root,
+                                                                         monkeypatch):
+    """With a recess localiser, each recess crop keeps its slice and is centred where the
+    localiser answers: a quarter across for a left recess, and for a right one (its
+    slice mirrored in and the answer mirrored back) three quarters; the canal and the
+    foramina are placed as without it."""
+    monkeypatch.setattr(lss.study_predict, "predict_levels", _table_points(phantom_root))
+    offsets = target_offsets(phantom_root, _train_ids(phantom_root))
+    series = study_series(phantom_root, split="train")[0]
+    plain, _ = place_targets(None, series, offsets, GROUPS)
+    found, _ = place_targets(None, series, offsets, GROUPS, recess=_FixedPoint())
+    recess = found["group"] == "subarticular"
+    assert recess.sum() == 10
+    pd.testing.assert_frame_equal(found[~recess], plain[~recess])
+    keep = ["target", "series_id", "instance_number", "mirror"]
+    pd.testing.assert_frame_equal(found.loc[recess, keep], plain.loc[recess, keep])
+    cols = read_geometry(series.folders["Axial T2"][0]).shapes[0][1]
+    want = np.where(found.loc[recess, "mirror"], 0.75 * cols - 0.5, 0.25 * cols - 0.5)
+    np.testing.assert_allclose(found.loc[recess, "x"], want)
 
 
 # --------------------------------------------------------------------------- predicting
@@ -254,26 +286,6 @@ def test_right_recesses_are_graded_mirrored_and_a_study_folder_works(
     assert sub_places["mirror"].sum() == 5
 
 
-def test_validation_studies_graded_as_new_studies_beside_the_oracle(whole_run, capsys):
-    """lss evaluate --levels found on a whole-study run: the validation studies through
-    the found route (never their table rows for the crops), beside the constants."""
-    from lss.cli import main
-    from lss.study_predict import found_level_scores
-    from lss.whole_study import whole_study_scores
-
-    found = found_level_scores(whole_run)
-    oracle = whole_study_scores(whole_run, cache_dir=whole_run.parent / "cache")
-    assert list(found.index) == list(oracle.index)
-    constants = ["prior", "uniform", "weighted_prior"]
-    np.testing.assert_allclose(found.loc[constants].to_numpy(float),
-                               oracle.loc[constants].to_numpy(float))
-    assert found.attrs["centres"] == "found levels"
-    assert not np.allclose(found.loc["model"].to_numpy(float),
-                           oracle.loc["model"].to_numpy(float))
-    assert main(["evaluate", "--run", str(whole_run), "--levels", "found"]) == 0
-    assert "graded as new studies" in capsys.readouterr().out
-
-
 def test_a_loaded_grader_gives_the_same_submission(whole_run, phantom_root, tmp_path):
     """predict_whole_study on a run folder and on its load_grader (warm models, as the
     benchmark times it) write the same rows."""
@@ -285,33 +297,74 @@ def test_a_loaded_grader_gives_the_same_submission(whole_run, phantom_root, tmp_
     pd.testing.assert_frame_equal(cold, warm)
 
 
+def test_a_run_trained_elsewhere_reads_its_training_tables_from_the_given_root(
+        whole_run, phantom_root, tmp_path):
+    """A run folder copied to another machine (a Kaggle dataset): its recorded data root
+    is not there, so the training tables come from the root it grades, which has them;
+    with neither, one line naming both."""
+    import json
+
+    from lss.study_predict import load_grader
+
+    moved = tmp_path / "moved_run"
+    shutil.copytree(whole_run, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["data"]["root"] = str(tmp_path / "elsewhere")
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="neither its recorded data root .*elsewhere"):
+        load_grader(moved)
+    here, _ = predict_whole_study(whole_run, phantom_root, split="train", study_ids=[
+        int(load_tables(phantom_root).train["study_id"].iloc[0])])
+    there, _ = predict_whole_study(moved, phantom_root, split="train",
+                                   study_ids=[int(here["row_id"].iloc[0].split("_")[0])])
+    pd.testing.assert_frame_equal(here, there)
+
+
 def test_evaluate_whole_study_puts_both_routes_beside_the_constants(whole_run, capsys):
-    """lss evaluate on a whole-study run with its finder: levels found and the table's
-    points in one table, the same rows as each route's own scoring, the bootstrap gap of
-    the found route against the weighted prior, both written to the run folder."""
+    """lss evaluate on a whole-study run with its finder: levels found (the validation
+    studies graded as new studies, never their table rows for the crops) and the table's
+    points in one table, the constants the same as the oracle's own scoring, the
+    bootstrap gap of the found route against the weighted prior and the placed crops'
+    errors, all written to the run folder."""
     from lss.cli import main
-    from lss.study_predict import found_level_scores
+    from lss.competition import score, solution_frame
+    from lss.locate import place_errors
+    from lss.run import RunDir
     from lss.whole_study import evaluate_whole_study, whole_study_scores
 
     cache = whole_run.parent / "cache"
-    table, gap = evaluate_whole_study(whole_run, cache_dir=cache, n_resamples=200)
+    table, gap, places = evaluate_whole_study(whole_run, cache_dir=cache, n_resamples=200)
     assert list(table.index) == ["levels found", "table's points", "prior", "uniform",
                                  "weighted_prior"]
-    found = found_level_scores(whole_run)
     oracle = whole_study_scores(whole_run, cache_dir=cache)
-    np.testing.assert_allclose(table.loc["levels found"].to_numpy(float),
-                               found.loc["model"].to_numpy(float))
     np.testing.assert_allclose(table.loc["table's points"].to_numpy(float),
                                oracle.loc["model"].to_numpy(float))
+    constants = ["prior", "uniform", "weighted_prior"]
+    np.testing.assert_allclose(table.loc[constants].to_numpy(float),
+                               oracle.loc[constants].to_numpy(float))
+    assert not np.allclose(table.loc["levels found"].to_numpy(float),
+                           oracle.loc["model"].to_numpy(float))
+    root = RunDir(whole_run).data_root()
+    split = RunDir(whole_run).read_split()
+    val_ids = split.loc[split["split"] == "val", "study_id"].tolist()
+    found, report = predict_whole_study(whole_run, root, split="train", study_ids=val_ids)
+    train_df = load_tables(root).train
+    direct = score(solution_frame(train_df[train_df["study_id"].isin(val_ids)]), found)
+    assert table.loc["levels found", "score"] == pytest.approx(direct["score"], abs=1e-12)
     want = table.loc["levels found"] - table.loc["weighted_prior"]
     np.testing.assert_allclose(gap["gap"].to_numpy(float), want[gap.index].to_numpy(float))
     assert gap.attrs["route"] == "levels found"
+    assert len(places) == len(place_errors(report.attrs["places"], root)) > 0
     saved = pd.read_csv(whole_run / "competition_scores.csv", index_col="answer")
     assert list(saved.index) == list(table.index)
     assert (whole_run / "competition_gap.csv").is_file()
-    assert main(["evaluate", "--run", str(whole_run), "--cache", str(cache)]) == 0
-    out = capsys.readouterr().out
-    assert "levels found" in out and "minus the weighted prior" in out
+    assert len(pd.read_csv(whole_run / "place_errors.csv")) == len(places)
+    for levels in ("table", "found"):
+        assert main(["evaluate", "--run", str(whole_run), "--cache", str(cache),
+                     "--levels", levels]) == 0
+        out = capsys.readouterr().out
+        assert "levels found" in out and "minus the weighted prior" in out
+        assert "distance to the table's point" in out
 
 
 def test_place_errors_measure_mm_from_the_tables_point(phantom_root):
@@ -324,8 +377,7 @@ def test_place_errors_measure_mm_from_the_tables_point(phantom_root):
     co = co[co["study_id"] == co["study_id"].iloc[0]]
     places = pd.DataFrame({
         "study_id": co["study_id"],
-        "target": co["condition"].str.lower().str.replace(" ", "_") + "_"
-        + co["level"].str.replace("/", "_").str.lower(),
+        "target": coordinate_targets(co),
         "group": "any", "series_id": co["series_id"],
         "instance_number": co["instance_number"], "x": co["x"], "y": co["y"]})
     exact = place_errors(places, phantom_root)

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lss.config import Config
+from lss.config import Config, LocaliserConfig
 from lss.run import RunDir
 from lss.whole_study import group_config, train_whole_study, whole_study_scores
 
 TINY = dict(n_slices=2, image_size=16, batch_size=8, cnn_filters=(4,), lstm_units=4,
-            dense_units=4, early_stopping_patience=10, epochs=1, crop_mm=40.0, seed=0)
+            dense_units=4, early_stopping_patience=10, epochs=1, crop_mm=40.0, seed=0,
+            localiser=LocaliserConfig(image_size=32, filters=(4, 8), epochs=1, batch_size=8))
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +50,49 @@ def test_a_subset_of_targets_trains_only_their_group(phantom_root, tmp_path):
     targets = ["left_subarticular_stenosis_l4_l5", "right_subarticular_stenosis_l4_l5"]
     manifest = train_whole_study(phantom_root, tmp_path / "run", Config().replace(**TINY),
                                  targets=targets, cache_dir=tmp_path / "cache")
-    assert manifest["groups"] == {"subarticular": {
-        "targets": targets, "rows": manifest["groups"]["subarticular"]["rows"]}}
+    assert list(manifest["groups"]) == ["subarticular"]
+    sub = manifest["groups"]["subarticular"]
+    assert sub["targets"] == targets
+    # the recess localiser: the training studies' rows of both sides, nothing held out
+    split = RunDir(tmp_path / "run").read_split()
+    held_out = set(split.loc[split["split"] == "val", "study_id"])
+    rows = pd.read_csv(tmp_path / "run" / "subarticular" / "splits.csv")
+    assert sub["localiser"]["n_train"] == (~rows["study_id"].isin(held_out)).sum()
+    assert RunDir(tmp_path / "run" / "subarticular").localiser.is_file()
     table = whole_study_scores(tmp_path / "run", cache_dir=tmp_path / "cache")
     for term in ("spinal", "foraminal"):  # no model: the weighted prior's rows
         assert np.isclose(table.loc["model", term], table.loc["weighted_prior", term])
     split = pd.read_csv(tmp_path / "run" / "subarticular" / "splits.csv")
     assert split.groupby("study_id").size().max() == 2  # one row per side
+
+
+def test_reuse_keeps_a_finished_run_and_retrains_a_different_one(phantom_root, tmp_path,
+                                                                 monkeypatch):
+    """reuse=True returns a finished run of the same data, Config and targets without
+    training; another Config (or other targets) in that folder is trained over, the old
+    run's files (its level finder) removed first."""
+    import lss.whole_study
+
+    targets = ["right_subarticular_stenosis_l1_l2"]
+    cfg = Config().replace(**TINY)
+    train_whole_study(phantom_root, tmp_path / "run", cfg, targets=targets,
+                      cache_dir=tmp_path / "cache")
+    first = RunDir(tmp_path / "run").read_manifest()
+    calls = []
+    real = lss.whole_study.train
+    monkeypatch.setattr(lss.whole_study, "train",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = train_whole_study(phantom_root, tmp_path / "run", cfg, targets=targets,
+                              cache_dir=tmp_path / "cache", reuse=True)
+    assert again == first and calls == []
+    other = cfg.replace(seed=1)
+    stale = RunDir(tmp_path / "run").level_finder
+    stale.write_text("a level finder fitted on the old split")
+    retrained = train_whole_study(phantom_root, tmp_path / "run", other, targets=targets,
+                                  cache_dir=tmp_path / "cache", reuse=True)
+    assert len(calls) == 1 and Config.from_dict(retrained["config"]) == other
+    assert not stale.exists()  # its training studies were another split's
+    assert RunDir(tmp_path / "run").read_manifest()["targets"] == targets
 
 
 def test_a_whole_study_run_crops_and_names_no_flip():
