@@ -44,3 +44,28 @@ def test_real_tables_without_a_marker_are_used_as_they_are(tmp_path):
 def test_existing_without_tables_names_the_folder(tmp_path):
     with pytest.raises(DataError, match=rf"No train.csv in {tmp_path}"):
         ensure_data(tmp_path, source="existing")
+
+
+def test_auto_takes_the_data_attached_to_a_kaggle_notebook(tmp_path, monkeypatch,
+                                                           phantom3):
+    """DATA_SOURCE = "auto": the competition's data under Kaggle's input folder wins
+    over the given folder; without it, the given folder's data, else its phantom; an
+    unknown source names the choices."""
+    import lss.data.sources as sources
+
+    monkeypatch.setattr(sources, "KAGGLE_INPUT", tmp_path / "input")
+    assert sources.attached_kaggle_data() is None
+    assert ensure_data(phantom3, source="auto", n_studies=3, seed=5) == phantom3
+    real = tmp_path / "mine"
+    real.mkdir()
+    (real / "train.csv").write_text("study_id\n1\n")
+    assert ensure_data(real, source="auto") == real
+    attached = tmp_path / "input" / sources.KAGGLE_COMPETITION
+    attached.mkdir(parents=True)
+    assert sources.attached_kaggle_data() is None  # a folder without train.csv is not it
+    (attached / "train.csv").write_text("study_id\n1\n")
+    assert ensure_data(real, source="auto") == attached
+    assert ensure_data(tmp_path / "absent", source="auto") == attached
+    assert not (tmp_path / "absent").exists()  # nothing made beside the attached data
+    with pytest.raises(ValueError, match="'auto', 'phantom', 'kaggle', 'existing'"):
+        ensure_data(real, source="colab")

@@ -16,9 +16,24 @@ from pathlib import Path
 
 from lss.errors import DataError
 
-__all__ = ["ensure_data", "download_kaggle", "KAGGLE_COMPETITION"]
+__all__ = ["ensure_data", "download_kaggle", "attached_kaggle_data", "KAGGLE_COMPETITION",
+           "KAGGLE_INPUT", "SOURCES"]
 
 KAGGLE_COMPETITION = "rsna-2024-lumbar-spine-degenerative-classification"
+#: Where a Kaggle notebook finds its attached datasets and competitions (read-only).
+KAGGLE_INPUT = Path("/kaggle/input")
+#: The values of :func:`ensure_data`'s ``source``.
+SOURCES = ("auto", "phantom", "kaggle", "existing")
+
+
+def attached_kaggle_data(input_dir: str | Path | None = None) -> Path | None:
+    """The competition's data attached to a Kaggle notebook, or None elsewhere.
+
+    ``input_dir`` defaults to :data:`KAGGLE_INPUT`; the data counts as attached when
+    ``<input_dir>/<KAGGLE_COMPETITION>/train.csv`` exists.
+    """
+    root = Path(KAGGLE_INPUT if input_dir is None else input_dir) / KAGGLE_COMPETITION
+    return root if (root / "train.csv").is_file() else None
 
 
 def ensure_data(
@@ -35,10 +50,13 @@ def ensure_data(
     ----------
     data_dir : str or Path
         The root in the Kaggle layout.
-    source : {"phantom", "kaggle", "existing"}
-        ``"phantom"``: reuse the phantom in ``data_dir`` if it was made with the same
-        ``n_studies`` and ``seed``, make it if the folder is absent or empty; a folder
-        with real data is used as it is. ``"kaggle"``: download and unpack the
+    source : {"auto", "phantom", "kaggle", "existing"}
+        ``"auto"``: the competition's data attached to a Kaggle notebook
+        (:func:`attached_kaggle_data`) when there is one, else as ``"phantom"`` (a
+        folder with real data is used as it is, else the phantom). ``"phantom"``:
+        reuse the phantom in ``data_dir`` if it was made with the same ``n_studies``
+        and ``seed``, make it if the folder is absent or empty; a folder with real
+        data is used as it is. ``"kaggle"``: download and unpack the
         competition data there (needs Kaggle credentials; see
         :func:`download_kaggle`). ``"existing"``: only check that the tables are there.
     n_studies, seed : int
@@ -56,8 +74,14 @@ def ensure_data(
     from lss.phantom import make_phantom, read_marker
 
     data_dir = Path(data_dir)
-    if source not in ("phantom", "kaggle", "existing"):
-        raise ValueError(f"source must be 'phantom', 'kaggle' or 'existing', got {source!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(map(repr, SOURCES))}, "
+                         f"got {source!r}")
+    if source == "auto":
+        attached = attached_kaggle_data()
+        if attached is not None:
+            return attached
+        source = "phantom"
     has_tables = (data_dir / "train.csv").is_file()
     if source == "existing" or (source == "phantom" and has_tables
                                 and read_marker(data_dir) is None):
