@@ -17,7 +17,7 @@ EPOCHS   ?=
 BUILD    ?= _build
 PYTEST_ARGS ?=
 
-.PHONY: help env phantom chapters book test lint sync sync-install kits clean
+.PHONY: help env phantom chapters book test lint sync sync-install kits kaggle-kit clean
 
 help:
 	@echo "make book   - build the Jupyter Book (phantom data by default; DATA=... EPOCHS=... for real data)"
@@ -26,6 +26,7 @@ help:
 	@echo "make sync   - re-pair book/*.py (jupytext percent) with book/*.ipynb"
 	@echo "make sync-install - rewrite every chapter's Colab install cell for the release, then sync"
 	@echo "make kits   - student and instructor notebooks of every chapter in $(BUILD)/kits"
+	@echo "make kaggle-kit - lss and its pure-Python wheels for an offline Kaggle install, in $(BUILD)/kaggle-kit"
 
 # The environment: created when missing, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -76,6 +77,10 @@ sync-install: env
 
 kits: env
 	$(PY) book/run_chapters.py --kits $(BUILD)/kits
+
+# Upload the folder as a Kaggle dataset; a code submission installs lss from it offline.
+kaggle-kit: env
+	$(PY) data_scripts/kaggle_kit.py --out $(BUILD)/kaggle-kit
 
 clean:
 	rm -rf $(BUILD) .pytest_cache
