@@ -450,8 +450,11 @@ for line in (f"lss train --targets all --data {REAL_DATA} --run {RUN_DIR}",
 # [Kaggle CLI](https://github.com/Kaggle/kaggle-api): `kaggle datasets init`, name it
 # in `dataset-metadata.json`, `kaggle datasets create`), attach it and the competition
 # data to the notebook, install `lss` there and write `submission.csv` to the working
-# folder. The run reads its training tables from the attached competition data when
-# the folder it was trained on is not there:
+# folder. Without internet, install it from a second dataset: `make kaggle-kit` writes
+# the `lss` wheel and the pure-Python wheels it needs into `_build/kaggle-kit`; upload
+# that folder and run `pip install --no-index --find-links /kaggle/input/<your-kit>
+# lss` in the notebook. The run reads its training tables from the attached
+# competition data when the folder it was trained on is not there:
 
 # %%
 KAGGLE_RUN = "/kaggle/input/<your-run-dataset>"
