@@ -31,7 +31,7 @@ with warm models, as ``benchmarks/whole_study.py`` times it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +213,14 @@ class StudySeries:
     study_id: int
     folders: dict[str, list[Path]]
     missing: dict[str, str]
+    _headers: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def header(self, folder: Path):
+        """The :func:`lss.data.scan_series` header of one of its folders, read once per
+        study (placing the recess crops and reading the windows both need it)."""
+        if folder not in self._headers:
+            self._headers[folder] = scan_series(folder)
+        return self._headers[folder]
 
     def why_not(self, description: str) -> str | None:
         """None when ``description`` has a folder, else the reason it has none."""
@@ -303,8 +311,7 @@ def _subarticular(targets, points, sag, series: StudySeries, offsets, study_id, 
         placed.append([t, folders[i], hit.instance_number, x, y, hit.inside,
                        condition.startswith("right_")])
     if recess is not None and placed:
-        headers = {f: scan_series(f) for f in {row[1] for row in placed}}
-        found = centres_for_series(recess, [headers[row[1]] for row in placed],
+        found = centres_for_series(recess, [series.header(row[1]) for row in placed],
                                    [row[2] for row in placed], [row[6] for row in placed])
         for row, (x, y) in zip(placed, found, strict=True):
             row[3:5] = x, y
@@ -409,14 +416,11 @@ def _windows(places: pd.DataFrame, series: StudySeries, preprocess
              ) -> tuple[list[str], list[np.ndarray], dict]:
     """The placed targets' windows (right recesses mirrored), and why any failed."""
     by_name = {p.name: p for fs in series.folders.values() for p in fs}
-    headers: dict[str, object] = {}
     targets, volumes, reasons = [], [], {}
     for r in places.itertuples():
         folder = by_name[str(r.series_id)]
         try:
-            if folder.name not in headers:
-                headers[folder.name] = scan_series(folder)
-            v = level_window(headers[folder.name], int(r.instance_number), preprocess,
+            v = level_window(series.header(folder), int(r.instance_number), preprocess,
                              centre_xy=(r.x, r.y)).volume
         except DataError as exc:
             reasons[(series.study_id, r.target)] = str(exc).splitlines()[0]
