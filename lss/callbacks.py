@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -19,7 +20,8 @@ from lss.errors import DataError
 from lss.text import wrap
 
 __all__ = ["Backup", "EpochTimer", "EpochLine", "epoch_line", "ResumableEarlyStopping",
-           "Hold", "seed_states", "backup_epoch", "restore_backup", "HOLD_ENV"]
+           "Hold", "seed_states", "torch_rng_state", "backup_epoch", "restore_backup",
+           "HOLD_ENV"]
 
 #: Environment variable of the test hook :class:`Hold`: ``"after-epoch-<k>"`` or
 #: ``"in-epoch-<k>"`` (1-based).
@@ -31,23 +33,81 @@ def seed_states(model: keras.Model) -> list:
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
+def torch_rng_state() -> dict[str, list] | None:
+    """PyTorch's own generators under ``KERAS_BACKEND=torch``, else None.
+
+    Under torch, Keras draws an unseeded ``Dropout`` (``seed=None``, as in
+    :func:`lss.model.build_cnn_lstm`) from ``torch.nn.functional.dropout``, i.e. from
+    torch's global generator, not from the layer's ``SeedGenerator`` variable (which
+    TensorFlow and JAX use, and :func:`seed_states` saves). A resumed process reseeds
+    that generator when it builds the model, so its dropout masks would start again
+    from the seed: an exact resume needs this state too.
+
+    Returns
+    -------
+    dict or None
+        ``"cpu"``: the CPU generator's bytes; ``"cuda"``: one list per CUDA device, where
+        CUDA is in use.
+    """
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    state = {"cpu": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_torch_rng_state(state: dict[str, list]) -> None:
+    import torch
+
+    torch.set_rng_state(torch.tensor(state["cpu"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8)
+                                      for s in state["cuda"]])
+
+
 class Backup(keras.callbacks.Callback):
     """Everything a resumed run needs, written atomically at every epoch end.
 
     ``epoch-<k>.weights.h5`` holds the model and optimizer variables after epoch
-    ``k - 1``; ``epoch-<k>.json`` (written last) the random-number states, so a
-    backup counts only once both exist. Unlike Keras' BackupAndRestore this keeps
-    the dropout and augmentation RNG, so a resumed run equals an uninterrupted one.
+    ``k - 1``; ``epoch-<k>.json`` (written last) the random-number states (the layers'
+    :func:`seed_states` and, under PyTorch, :func:`torch_rng_state`), so a backup counts
+    only once both exist. Unlike Keras' BackupAndRestore this keeps the dropout and
+    augmentation RNG, so a resumed run equals an uninterrupted one.
+
+    On a resumed run (``resume_epoch`` > 0) it also sets PyTorch's generators to the
+    backup's when training begins: not earlier, because ``fit`` itself draws from them
+    before its first epoch (each ``torch.utils.data.DataLoader`` iterator draws its base
+    seed, and Keras builds one to read a first batch), as the uninterrupted run did
+    before the epoch it saved. Under torch, a backup without that state (written under
+    another backend) resumes with a warning: its dropout masks then differ.
 
     Parameters
     ----------
     folder : Path
         The run's ``backup/`` folder (:attr:`lss.run.RunDir.backup`).
+    resume_epoch : int
+        The backup the run resumed from (:func:`restore_backup`), 0 for a new run.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, resume_epoch: int = 0) -> None:
         super().__init__()
         self.folder = Path(folder)
+        self.resume_epoch = int(resume_epoch)
+
+    def on_train_begin(self, logs=None):
+        if not self.resume_epoch or keras.backend.backend() != "torch":
+            return
+        meta_path = self.folder / f"epoch-{self.resume_epoch}.json"
+        meta = json.loads(meta_path.read_text())
+        if "torch_rng" in meta:
+            _set_torch_rng_state(meta["torch_rng"])
+        else:
+            warnings.warn(f"Backup {meta_path} holds no torch generator state (written "
+                          f"under another backend); the resumed run's dropout will differ "
+                          f"from an uninterrupted run's", stacklevel=2)
 
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -59,7 +119,11 @@ class Backup(keras.callbacks.Callback):
         rng = [keras.ops.convert_to_numpy(v).tolist() for v in seed_states(self.model)]
         meta = self.folder / f"epoch-{k}.json"
         tmp = self.folder / f".epoch-{k}.json.tmp"
-        tmp.write_text(json.dumps({"epoch": k, "rng": rng}))
+        state = {"epoch": k, "rng": rng}
+        torch_state = torch_rng_state()
+        if torch_state is not None:
+            state["torch_rng"] = torch_state
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, meta)
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(f"epoch-{k}."):
@@ -77,7 +141,8 @@ def restore_backup(model: keras.Model, folder: Path, epoch: int) -> None:
     """Load the weights, optimizer state and random-number states of backup ``epoch``.
 
     A damaged backup (cut short by a full disk, say) is a :class:`DataError` naming its
-    file; the run can then be trained again from the start.
+    file; the run can then be trained again from the start. PyTorch's own generators
+    are set later, when training begins (``Backup(..., resume_epoch=epoch)``).
     """
     meta_path, weights = folder / f"epoch-{epoch}.json", folder / f"epoch-{epoch}.weights.h5"
     try:

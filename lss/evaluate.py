@@ -384,7 +384,9 @@ def _grade(model, config, run: RunDir, headers: list, instances: list, ids: list
         centres = centres_for_series(localiser, headers, instances)
     volumes = np.stack([level_window(h, i, config.preprocess, centre_xy=c).volume
                         for h, i, c in zip(headers, instances, centres, strict=True)])
-    proba = predict_proba(model, volumes, batch_size=config.train.batch_size)
+    # in float64: a float32 softmax divided by its float32 sum may still add up to 1 + 1 ulp
+    proba = np.asarray(predict_proba(model, volumes, batch_size=config.train.batch_size),
+                       dtype=np.float64)
     proba = proba / proba.sum(axis=1, keepdims=True)
     return pd.DataFrame({
         "row_id": [f"{sid}_{config.target}" for sid in ids],

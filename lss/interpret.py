@@ -5,7 +5,7 @@
   Moderate (p = 0.62)"``.
 * :func:`grad_cam` is Grad-CAM (Selvaraju et al., 2017) on the last convolution of the
   per-slice CNN, differentiating the class's logit: one gradient pass, under
-  TensorFlow or JAX.
+  TensorFlow, JAX or PyTorch.
 * :func:`occlusion_sensitivity` blanks one patch of one slice at a time and records
   how much the class probability falls. It needs only ``model.predict``, so it runs on
   every Keras backend, and it measures what the model actually uses; it costs one
@@ -34,17 +34,8 @@ from lss.config import SEVERITIES, condition_title
 from lss.data.window import source_to_window
 from lss.model import shape_text, slice_cnn
 
-__all__ = [
-    "describe_prediction",
-    "describe_predictions",
-    "grad_cam",
-    "occlusion_sensitivity",
-    "architecture_table",
-    "slice_features",
-    "lstm_states",
-    "window_point",
-    "most_wrong",
-]
+__all__ = ["describe_prediction", "describe_predictions", "grad_cam", "occlusion_sensitivity",
+           "architecture_table", "slice_features", "lstm_states", "window_point", "most_wrong"]
 
 #: Column of each class probability in :func:`describe_predictions` (the RSNA
 #: submission's spelling): "normal_mild", "moderate", "severe".
@@ -247,7 +238,12 @@ def _class_scores(model: keras.Model, td: keras.layers.Layer) -> Callable[[Any],
 
 
 def _gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
-    """d fn(x) / dx for a scalar function built from Keras layers."""
+    """``d fn(x) / dx`` for a scalar ``fn`` of Keras layers and ops, an array like ``x``.
+
+    By ``tf.GradientTape`` under TensorFlow, ``jax.grad`` under JAX and
+    ``torch.autograd.grad`` under PyTorch (on Keras' device); any other backend raises
+    ``NotImplementedError``.
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -261,8 +257,14 @@ def _gradient(fn: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
         import jax
 
         return np.asarray(jax.grad(fn)(jax.numpy.asarray(x)))
+    if backend == "torch":
+        import torch
+
+        with torch.enable_grad():  # also inside a caller's torch.no_grad()
+            xt = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+            return torch.autograd.grad(fn(xt), xt)[0].detach().cpu().numpy()
     raise NotImplementedError(
-        f"grad_cam supports the tensorflow and jax backends, not '{backend}'; "
+        f"grad_cam supports the tensorflow, jax and torch backends, not '{backend}'; "
         "occlusion_sensitivity works on every backend"
     )
 
@@ -322,8 +324,9 @@ def grad_cam(
     that lower the other classes, and it fades where the prediction is confident.
     Adding a constant to a class's bias changes its probability but not the map.
 
-    Gradients are taken with ``tf.GradientTape`` under the TensorFlow backend and
-    ``jax.grad`` under JAX; other backends raise ``NotImplementedError``.
+    Gradients are taken with ``tf.GradientTape`` under the TensorFlow backend,
+    ``jax.grad`` under JAX and ``torch.autograd.grad`` under PyTorch; other backends
+    raise ``NotImplementedError``.
     """
     v = _check_volume(model, volume)
     prefix, front, back, scores = _split_for_grad_cam(model, layer_name)

@@ -12,7 +12,7 @@ The localiser is a small fully convolutional network on the labelled slice, resi
 grid turns the scores into a probability map whose expected position is the answer
 (a *spatial soft-argmax*): the output is a point, trained directly on the distance to
 the truth, yet the network stays translation-equivariant like a heatmap model.
-Everything uses ``keras.ops``, so it runs under TensorFlow and JAX.
+Everything uses ``keras.ops``, so it runs under TensorFlow, JAX and PyTorch.
 
 Coordinates
 -----------

@@ -4,7 +4,7 @@ A small 2-D CNN encodes each axial slice into a feature vector, an LSTM reads th
 slices of one level window in order, and a softmax layer grades the stenosis as
 Normal/Mild, Moderate or Severe (:data:`lss.config.SEVERITIES`). Everything here uses
 ``keras``, ``keras.layers`` and ``keras.ops`` only, so the same code builds and trains
-under ``KERAS_BACKEND=tensorflow`` and ``KERAS_BACKEND=jax``.
+under ``KERAS_BACKEND=tensorflow``, ``jax`` and ``torch`` (``make test-backends``).
 
 Input layout is ``(batch, n_slices, image_size, image_size, 1)``: the slices of one
 study are one volume, ordered along the patient axis, with one grey channel.
@@ -53,6 +53,7 @@ __all__ = [
     "build_from_config",
     "compile_model",
     "count_flops",
+    "train_step_flops",
     "load_model",
     "slice_cnn",
     "shape_text",
@@ -445,6 +446,40 @@ def count_flops(model: keras.Model) -> int:
     2492211584
     """
     return int(_flops(model))
+
+
+def train_step_flops(model: keras.Model) -> int:
+    """Analytic FLOPs of one training step for one sample (forward and backward).
+
+    The backward pass of a layer computes the gradient of its weights (the cost of its
+    forward pass) and, unless nothing before it needs one, the gradient of its input
+    (again the cost of its forward pass). So each counted layer costs 3 forward passes,
+    except the first one with weights: its input is the data (the augmentation before
+    it has no weights), whose gradient no step computes, so it costs 2. Counted as in
+    :func:`count_flops`.
+
+    Examples
+    --------
+    >>> train_step_flops(build_cnn_lstm(8, 128))  # 3 x 2.49 less the first conv's 0.08
+    7401137280
+    """
+    first = _first_weighted(model)
+    return 3 * count_flops(model) - (0 if first is None else int(_flops(first[0]) * first[1]))
+
+
+def _first_weighted(model: keras.Model) -> tuple[layers.Layer, int] | None:
+    """The first layer with weights of ``model`` (inside nested models) and its steps."""
+    steps = 1
+    layer: Any = model
+    while True:
+        inner = layer.layer if isinstance(layer, layers.TimeDistributed) else layer
+        if isinstance(layer, layers.TimeDistributed):
+            steps *= layer.input.shape[1]
+        if not isinstance(inner, keras.Model):
+            return (inner, steps) if inner.trainable_weights else None
+        layer = next((sub for sub in inner.layers if sub.trainable_weights), None)
+        if layer is None:
+            return None
 
 
 def _flops(layer: layers.Layer) -> int:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from lss.interpret import (
+    _gradient,
     describe_prediction,
     describe_predictions,
     grad_cam,
@@ -143,6 +144,65 @@ def test_occlusion_overlapping_patches_and_errors(toy_volume):
         occlusion_sensitivity(model, toy_volume, class_index=2)
     with pytest.raises(ValueError, match=r"volume must have shape \(3, 16, 16, 1\)"):
         occlusion_sensitivity(model, toy_volume[:2])
+
+
+def test_gradient_matches_the_analytic_gradient():
+    # fn(a) = sum(w * sin(a)) + sum(a @ K): d fn / da = w * cos(a) + K.sum(axis=1), on
+    # every backend (a wrong or missing term, or a gradient of zeros, fails)
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(3, 5)).astype(np.float32)
+    w = rng.normal(size=(3, 5)).astype(np.float32)
+    dense = keras.layers.Dense(4, use_bias=False)
+    dense.build((None, 5))
+    kernel = rng.normal(size=(5, 4)).astype(np.float32)
+    dense.set_weights([kernel])
+
+    def fn(x):
+        return keras.ops.sum(keras.ops.multiply(w, keras.ops.sin(x))) + keras.ops.sum(dense(x))
+
+    got = _gradient(fn, a)
+    assert got.shape == a.shape and isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, w * np.cos(a) + kernel.sum(axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_through_a_convolution_matches_finite_differences():
+    keras.utils.set_random_seed(3)
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="tanh")
+    x = np.random.default_rng(3).random((2, 6, 6, 1)).astype(np.float32)
+    conv.build(x.shape)
+
+    def fn(a):
+        return keras.ops.sum(conv(a) ** 2)
+
+    def value(a):
+        return float(keras.ops.convert_to_numpy(fn(a)))
+
+    got = _gradient(fn, x)
+    eps = 1e-2
+    for index in [(0, 0, 0, 0), (0, 2, 3, 0), (1, 5, 1, 0), (1, 3, 3, 0)]:
+        up, down = x.copy(), x.copy()
+        up[index] += eps
+        down[index] -= eps
+        numeric = (value(up) - value(down)) / (2 * eps)
+        assert got[index] == pytest.approx(numeric, rel=1e-2, abs=1e-3), index
+
+
+def test_gradient_names_a_backend_it_does_not_support(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(NotImplementedError, match="not 'numpy'; occlusion_sensitivity"):
+        _gradient(keras.ops.sum, np.ones(2, np.float32))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="torch.no_grad() is a PyTorch context (KERAS_BACKEND=torch)")
+def test_grad_cam_under_torch_no_grad(toy_volume):
+    import torch
+
+    model = toy_model()
+    with torch.no_grad():
+        cam = grad_cam(model, toy_volume, class_index=0)
+    np.testing.assert_array_equal(cam, grad_cam(model, toy_volume, class_index=0))
+    assert cam.max() == 1
 
 
 def test_grad_cam_matches_hand_computation(toy_volume):

@@ -160,22 +160,69 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated kill")
 
 
+class _LastWeights(keras.callbacks.Callback):
+    """The weights after the last epoch (train() returns the best epoch's)."""
+
+    def on_train_end(self, logs=None):
+        self.weights = self.model.get_weights()
+
+
 def test_resume_after_a_mid_epoch_interruption_equals_an_uninterrupted_run(tiny_data,
                                                                           tmp_path):
     cfg = Config().replace(epochs=4, **TINY)
     kw = dict(cache_dir=tmp_path / "cache", verbose=0)
-    whole = train(tiny_data, cfg, tmp_path / "whole", **kw)
+    whole_last, resumed_last = _LastWeights(), _LastWeights()
+    whole = train(tiny_data, cfg, tmp_path / "whole", callbacks=[whole_last], **kw)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_data, cfg, tmp_path / "cut", callbacks=[_Interrupt(2)], **kw)
     assert (tmp_path / "cut" / "backup" / "epoch-2.json").is_file()
-    resumed = train(tiny_data, cfg, tmp_path / "cut", resume=True, **kw)
+    resumed = train(tiny_data, cfg, tmp_path / "cut", resume=True, callbacks=[resumed_last],
+                    **kw)
     timing = ["epoch_seconds"]  # wall time: the one column allowed to differ
     pd.testing.assert_frame_equal(whole.history.drop(columns=timing),
                                   resumed.history.drop(columns=timing))
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(whole_last.weights, resumed_last.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(FileExistsError, match="holds a finished run; nothing to resume"):
         train(tiny_data, cfg, tmp_path / "cut", resume=True, **kw)
+
+
+def test_a_backup_keeps_the_torch_generators_only_under_torch(tmp_path):
+    from lss.callbacks import Backup
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5)])
+    backup = Backup(tmp_path / "backup")
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    meta = json.loads((tmp_path / "backup" / "epoch-1.json").read_text())
+    assert ("torch_rng" in meta) == (keras.backend.backend() == "torch")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="torch's global generator feeds unseeded Dropout only under "
+                           "KERAS_BACKEND=torch")
+def test_a_resumed_run_gets_the_torch_generators_when_training_begins(tmp_path):
+    import torch
+
+    from lss.callbacks import Backup
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5)])
+    saved = Backup(tmp_path / "backup")
+    saved.set_model(model)
+    saved.on_epoch_end(0)
+    state = torch.get_rng_state().clone()
+    torch.rand(10)  # what a new process's seeding and fit's own setup would do
+    resumed = Backup(tmp_path / "backup", resume_epoch=1)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert torch.equal(torch.get_rng_state(), state)
+    meta = tmp_path / "backup" / "epoch-1.json"
+    meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items()
+                                if k != "torch_rng"}))
+    with pytest.warns(UserWarning, match="holds no torch generator state"):
+        resumed.on_train_begin()
 
 
 def test_same_seed_same_metrics_on_cpu(tiny_data, tmp_path, cfg):
