@@ -13,15 +13,23 @@ machines, which have no TensorFlow) and ``torch``.
   the accelerator.
 * :func:`resolve_epochs` -- the paper's 20 epochs on an accelerator, a short run on a
   CPU (used by :func:`lss.train.train_on_device`, the book's full training run).
+* :func:`distribution` -- data parallelism over every device Keras sees, through Keras'
+  own API (``keras.distribution.DataParallel`` under JAX, ``tf.distribute.
+  MirroredStrategy`` under TensorFlow); one device, or PyTorch, trains as before.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
 
 from lss.config import PAPER_EPOCHS
 
@@ -31,6 +39,8 @@ __all__ = [
     "use_mixed_precision",
     "loader_settings",
     "resolve_epochs",
+    "Distribution",
+    "distribution",
 ]
 
 _KINDS = ("GPU", "TPU", "CPU")
@@ -234,3 +244,174 @@ def resolve_epochs(epochs: int | None, accelerator: Mapping[str, Any] | None = N
     if epochs is not None:
         return int(epochs)
     return PAPER_EPOCHS if _kind(accelerator) in ("GPU", "TPU") else int(cpu_epochs)
+
+
+_KERAS_DP = "keras.distribution.DataParallel"
+_TF_MIRRORED = "tf.distribute.MirroredStrategy"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How :func:`lss.train.train` spreads its batches over devices (see :func:`distribution`).
+
+    Attributes
+    ----------
+    backend : str
+        The Keras backend.
+    devices : tuple of str
+        The devices that train, as Keras names them (``"gpu:0"``, ``"cpu:1"``, ``"cuda:0"``).
+    api : str or None
+        ``"keras.distribution.DataParallel"`` (JAX), ``"tf.distribute.MirroredStrategy"``
+        (TensorFlow) or None (one device: Keras as usual).
+    batch_size : int
+        The global batch: each device computes on ``batch_size / len(devices)`` windows
+        of it, and the weights are updated once per global batch, as on one device.
+    """
+
+    backend: str
+    devices: tuple[str, ...]
+    api: str | None
+    batch_size: int
+
+    @functools.cached_property
+    def strategy(self) -> Any:
+        """The Keras distribution or TensorFlow strategy (made once), or None."""
+        if self.api == _KERAS_DP:
+            return keras.distribution.DataParallel(devices=list(self.devices))
+        if self.api == _TF_MIRRORED:
+            import tensorflow as tf
+
+            return tf.distribute.MirroredStrategy([f"/{d}" for d in self.devices])
+        return None
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Build the model, and fit it, inside this (the same strategy each time): its
+        variables are copied to every device and each batch is split among them. With
+        ``api=None`` nothing changes."""
+        if self.strategy is None:
+            yield
+            return
+        with self.strategy.scope():
+            yield
+
+    def batches(self, dataset: keras.utils.PyDataset) -> keras.utils.PyDataset:
+        """``dataset`` as the devices can split it, each batch a multiple of their count
+        (a last, short batch is padded: :class:`_EvenBatches`); one device: ``dataset``.
+
+        JAX cannot split a batch unevenly. MirroredStrategy can, but then averages the
+        devices' means, which weighs the windows of the smaller share more; padded, the
+        update is the one a single device makes."""
+        if self.api is None:
+            return dataset
+        return _EvenBatches(dataset, len(self.devices))
+
+    def record(self) -> dict[str, Any]:
+        """What a run's manifest records: backend, api, devices and the per-device batch."""
+        return {"backend": self.backend, "api": self.api, "devices": list(self.devices),
+                "per_device_batch": self.batch_size // len(self.devices)}
+
+
+def _visible_devices(backend: str) -> list[str]:
+    """The devices Keras would train on: the accelerators, or the CPU when there are none."""
+    if backend in ("jax", "tensorflow"):
+        return list(keras.distribution.list_devices())
+    if backend == "torch":
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+    return ["cpu"]
+
+
+def distribution(batch_size: int, *, backend: str | None = None,
+                 devices: Sequence[str] | None = None) -> Distribution:
+    """Data parallelism over the devices Keras sees, through Keras' own API.
+
+    * One device: nothing changes (``api=None``).
+    * JAX, several devices: ``keras.distribution.DataParallel(devices=...)``.
+    * TensorFlow, several GPUs (or logical CPUs): ``tf.distribute.MirroredStrategy``
+      (Keras 3.15's ``keras.distribution`` under TensorFlow is a DTensor prototype that
+      Keras marks "do not use"). TPUs under TensorFlow are not handled: one device.
+    * PyTorch: Keras 3.15 has no distribution API for torch (``fit`` runs on one device;
+      torch's ``DistributedDataParallel`` needs a training loop of one's own), so the run
+      uses the first device and says so in one warning.
+
+    Parameters
+    ----------
+    batch_size : int
+        The global batch (``TrainConfig.batch_size``); it must divide by the number of
+        devices, so that each device gets an equal share.
+    backend : str, optional
+        Default: ``keras.backend.backend()``.
+    devices : sequence of str, optional
+        Default: every device of the default kind, as ``keras.distribution.list_devices``
+        lists them (``CUDA_VISIBLE_DEVICES`` chooses which GPUs are seen).
+
+    Examples
+    --------
+    >>> plan = distribution(8, backend="jax", devices=["gpu:0", "gpu:1"])
+    >>> plan.api, plan.record()["per_device_batch"]
+    ('keras.distribution.DataParallel', 4)
+    >>> distribution(8, backend="jax", devices=["cpu:0"]).api is None
+    True
+    """
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    backend = keras.backend.backend() if backend is None else backend
+    devices = tuple(_visible_devices(backend) if devices is None else devices)
+    if not devices:
+        raise ValueError("devices is empty: give at least one device")
+    api = {"jax": _KERAS_DP, "tensorflow": _TF_MIRRORED}.get(backend)
+    if backend == "tensorflow" and devices[0].lower().startswith("tpu"):
+        api = None
+    if len(devices) > 1 and api is None:
+        warnings.warn(f"Keras has no data parallelism here ({backend} backend, "
+                      f"{devices[0].split(':')[0]}): training on {devices[0]} only, "
+                      f"one of {len(devices)} devices", stacklevel=2)
+        devices = devices[:1]
+    if len(devices) == 1:
+        return Distribution(backend, devices, None, int(batch_size))
+    if batch_size % len(devices):
+        raise ValueError(f"batch_size {batch_size} does not divide among {len(devices)} "
+                         f"devices ({', '.join(devices)}); use a multiple of {len(devices)}")
+    return Distribution(backend, devices, api, int(batch_size))
+
+
+class _EvenBatches(keras.utils.PyDataset):
+    """``dataset``'s batches, each a multiple of ``n`` windows, for ``n`` devices.
+
+    A last, short batch of ``r`` windows is padded to ``p``, the next multiple of ``n``,
+    with copies of its first window. The copies weigh 0 and the real windows ``p / r``
+    (times their class weight), so the batch's loss, a mean over ``p``, is the mean over
+    the ``r`` real windows, and the gradient step is the one a single device takes.
+    Keras' epoch averages still count the copies (the loss tracker weighs a batch by its
+    size; accuracy is unweighted), so an epoch's reported loss and accuracy may move by
+    at most ``(n - 1) / N`` of their range, for ``N`` windows. Every batch carries weights
+    (ones, where ``dataset`` has none), so that all batches have the same structure.
+    """
+
+    def __init__(self, dataset: keras.utils.PyDataset, n: int) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.dataset = dataset
+        self.n = int(n)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        x, y, *w = self.dataset[i]
+        r = len(x)
+        w = np.ones(r, dtype=np.float32) if not w else np.asarray(w[0], dtype=np.float32)
+        pad = -r % self.n
+        if not pad:
+            return x, y, w
+        take = np.r_[np.arange(r), np.zeros(pad, dtype=int)]
+        w = np.r_[w * (r + pad) / r, np.zeros(pad, dtype=np.float32)].astype(np.float32)
+        return x[take], y[take], w
+
+    def on_epoch_begin(self) -> None:
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.dataset.on_epoch_end()

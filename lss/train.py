@@ -34,7 +34,13 @@ from lss.callbacks import (
 from lss.config import RSNA_SAMPLE_WEIGHTS, Config
 from lss.data import TensorCache, build_index, split_rows
 from lss.data.loader import WindowDataset
-from lss.device import describe_accelerator, loader_settings, precision_policy, resolve_epochs
+from lss.device import (
+    describe_accelerator,
+    distribution,
+    loader_settings,
+    precision_policy,
+    resolve_epochs,
+)
 from lss.errors import DataError
 from lss.model import build_from_config
 from lss.run import RunDir, data_source
@@ -316,7 +322,7 @@ def _callbacks(run: RunDir, config: Config, past: pd.DataFrame, start_epoch: int
         keras.callbacks.CSVLogger(str(run.history), append=True),
         checkpoint,
         ResumableEarlyStopping(config.train.early_stopping_patience, past, start_epoch),
-        Backup(run.backup),
+        Backup(run.backup, start_epoch),
         *extra,
         *hold,
     ]
@@ -421,6 +427,7 @@ def train(
     loader = _check_loader(loader)
     kind = "CPU" if mixed_precision is False else describe_accelerator()["kind"]
     policy = precision_policy(kind, mixed_precision)
+    dist = distribution(config.train.batch_size)  # every device Keras sees (lss.device)
     _open_run(run, resume=resume, overwrite=overwrite)
     t0 = time.perf_counter()
 
@@ -434,9 +441,10 @@ def train(
     run.write_errors(inputs.manifest.get("failed", []))
     run.write_manifest({"kind": "train", "data": data_source(root), "config": config.to_dict(),
                         "seed": config.train.seed, **inputs.manifest, "precision": policy,
-                        "loader": loader, "status": "running"})
+                        "loader": loader, "devices": dist.record(), "status": "running"})
 
-    model = _build_model(config, policy)
+    with dist.scope():  # the variables are copied to each device
+        model = _build_model(config, policy)
     start_epoch, past = _history_so_far(run, resume=resume)
     train_ds = WindowDataset(inputs.train_paths, inputs.train_labels,
                              batch_size=config.train.batch_size, shuffle=True,
@@ -447,9 +455,10 @@ def train(
         restore_backup(model, run.backup, start_epoch)
     # shuffle=False: WindowDataset shuffles itself from (seed, epoch); Keras' own batch
     # shuffle draws from the global NumPy state, which a resumed process does not share.
-    model.fit(train_ds, validation_data=inputs.val_ds, epochs=config.train.epochs,
-              initial_epoch=start_epoch, shuffle=False, callbacks=cbs,
-              verbose=0 if verbose == 2 else verbose)
+    with dist.scope():  # each batch is split among the devices
+        model.fit(dist.batches(train_ds), validation_data=dist.batches(inputs.val_ds),
+                  epochs=config.train.epochs, initial_epoch=start_epoch, shuffle=False,
+                  callbacks=cbs, verbose=0 if verbose == 2 else verbose)
     seconds = time.perf_counter() - t0
     history = _finish(run, model, seconds=seconds, start_epoch=start_epoch, resume=resume)
     return TrainResult(run.path, model, history, split, seconds)
