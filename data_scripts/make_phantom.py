@@ -12,6 +12,8 @@ Images behind real label tables (the tables are copied verbatim for those studie
         --tables ../shared/rsna2024-labels --studies 5
     python data_scripts/make_phantom.py --out data/phantom-real \\
         --tables ../shared/rsna2024-labels --study-ids 4003253 4646740
+
+A bar counts the studies written in a terminal (none in a log, or with ``--quiet``).
 """
 
 from __future__ import annotations

@@ -17,11 +17,16 @@ Examples
 
 Bad paths and bad data end with a one-line ``lss: error: ...`` and exit code 2; an
 interrupted training ends with exit code 130 and can be continued with ``--resume``.
+
+The long steps show progress bars in a terminal (:mod:`lss.progress`; none in a log
+file, a pipe or CI, none with ``LSS_PROGRESS=0``) and Keras' bar for the epochs (one
+line per epoch where there are no bars). ``--quiet`` turns both off.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -76,6 +81,24 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, help="resize slices to this square size")
 
 
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars and no per-epoch lines (lss.progress)")
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """The ``progress`` option of the library calls: False under ``--quiet``, else None
+    (:func:`lss.progress.shows`: bars in a terminal, none in a log)."""
+    return False if getattr(args, "quiet", False) else None
+
+
+def _epoch_verbose(args: argparse.Namespace) -> int:
+    """Keras' ``verbose``: its bar in a terminal, a line per epoch in a log, 0 if quiet."""
+    from lss.progress import epoch_verbose
+
+    return epoch_verbose(_progress(args))
+
+
 def _add_on_error(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=["raise", "report"], default="raise",
                    help="a series that fails to read: end the command (raise, the default), "
@@ -106,7 +129,7 @@ def _add_train(sub) -> None:
                    help="no horizontal flip (the label names a side: flipping moves it)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last finished epoch")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_quiet(p)
     p.add_argument("--targets", nargs="+", metavar="TARGET",
                    help="a whole-study run: 'all' (the 25 targets), a condition, or "
                    "condition_level names; one region-of-interest model per condition "
@@ -138,6 +161,7 @@ def _add_experiments(sub) -> None:
                    help="the roi row's crops are resized to this (%(default)s)")
     p.add_argument("--localiser-epochs", type=int, default=LocaliserConfig().epochs)
     p.add_argument("--localiser-size", type=int, default=LocaliserConfig().image_size)
+    _add_quiet(p)
 
 
 def _add_phantom(sub) -> None:
@@ -159,6 +183,7 @@ def _add_phantom(sub) -> None:
                    help="worker processes (default: CPU count)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing phantom in --out")
+    _add_quiet(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _target_options(p)
     _add_on_error(p)
+    _add_quiet(p)
     _add_train(sub)
 
     p = sub.add_parser("evaluate", help="score a run on its validation split")
@@ -189,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--competition", action="store_true",
                    help="also score the validation studies the competition's way (all 25 "
                    "targets, the others from the training prior) beside the constants")
+    _add_quiet(p)
 
     p = sub.add_parser("levels", help="fit a run's level finder on its training studies")
     _add_common(p)
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
     p.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
+    _add_quiet(p)
 
     p = sub.add_parser("predict", help="write a submission CSV for a test split or a study")
     p.add_argument("--run", default="runs/cnn_lstm", help="run folder (default: %(default)s)")
@@ -209,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one row per study for the run's own target, instead of the "
                    "competition's 25 (the others from the training prior, listed in "
                    "<out>_report.csv)")
+    _add_quiet(p)
     _add_experiments(sub)
     _add_phantom(sub)
     return parser
@@ -232,7 +261,7 @@ def _prepare(args: argparse.Namespace) -> int:
     cfg = _config(args)
     index = build_index(args.data, cfg.condition, cfg.level)
     stats = TensorCache(args.data, cfg.preprocess, cache_dir=args.cache).prepare(
-        index, workers=args.workers, on_error=args.on_error)
+        index, workers=args.workers, on_error=args.on_error, progress=_progress(args))
     print(f"{cfg.target} on {data_label(args.data)}: {stats}")
     _print_excluded(index.attrs)
     _print_failed(stats.failed)
@@ -250,7 +279,7 @@ def _train_roi(args: argparse.Namespace, cfg) -> int:
     run = Path(args.run)
     row = run_experiment(args.data, Experiment(run.name, cfg, "lss train --config"),
                          run.parent, cache_dir=args.cache, workers=args.workers,
-                         overwrite=False, verbose=0 if args.quiet else 2)
+                         overwrite=False, verbose=_epoch_verbose(args))
     print(f"Done: balanced accuracy {row['balanced_accuracy']:.3f}, RSNA log loss "
           f"{row['rsna_log_loss']:.3f} (localiser centres) -> {row['run_dir']}")
     return 0
@@ -269,7 +298,7 @@ def _train_whole_study(args: argparse.Namespace, cfg) -> int:
     print(f"Training {' '.join(args.targets)} on {data_label(args.data)} -> {args.run}")
     manifest = train_whole_study(args.data, args.run, cfg, targets=targets,
                                  cache_dir=args.cache, workers=args.workers,
-                                 verbose=0 if args.quiet else 2)
+                                 verbose=_epoch_verbose(args))
     for group, info in manifest["groups"].items():
         print(f"{group}: {len(info['targets'])} targets, {info['rows']} rows")
     print(f"Done: {manifest['n_studies']} studies, one split. Next: lss levels --run "
@@ -292,7 +321,7 @@ def _train(args: argparse.Namespace) -> int:
     if cfg.preprocess.crop_mm is not None:
         return _train_roi(args, cfg)
     result = train(args.data, cfg, args.run, cache_dir=args.cache, workers=args.workers,
-                   resume=args.resume, verbose=0 if args.quiet else 2, on_error=args.on_error)
+                   resume=args.resume, verbose=_epoch_verbose(args), on_error=args.on_error)
     run = RunDir(args.run)
     _print_excluded(run.read_manifest())
     _print_failed(run.read_manifest().get("failed", []), str(run.errors))
@@ -391,7 +420,7 @@ def _predict(args: argparse.Namespace) -> int:
         from lss.study_predict import predict_whole_study
 
         sub, report = predict_whole_study(args.run, args.data, study_dir=args.study,
-                                          split=args.split)
+                                          split=args.split, progress=_progress(args))
     elif args.target_only:
         sub = predict(args.run, args.data, study_dir=args.study, split=args.split,
                       levels=args.levels)
@@ -426,13 +455,15 @@ def _experiments(args: argparse.Namespace) -> int:
     if args.row:
         for name in args.row:
             row = run_experiment(args.data, name, args.out, experiments=rows,
-                                 cache_dir=args.cache, workers=args.workers, localiser=loc)
+                                 cache_dir=args.cache, workers=args.workers, localiser=loc,
+                                 verbose=_epoch_verbose(args))
             print(f"{label}: [{row['experiment']}] {row['epochs_run']} epochs: balanced accuracy "
                   f"{row['balanced_accuracy']:.3f}, RSNA log loss {row['rsna_log_loss']:.3f} "
                   f"-> {row['run_dir']}")
         return 0
     table = run_experiments(args.data, rows, args.out, cache_dir=args.cache,
-                            workers=args.workers, localiser=loc, overwrite=True)
+                            workers=args.workers, localiser=loc, overwrite=True,
+                            verbose=_epoch_verbose(args))
     print(format_table(table, data_label=label))
     print(f"Wrote {Path(args.out) / 'experiments.csv'}")
     return 0
@@ -451,7 +482,8 @@ def _phantom(args: argparse.Namespace) -> int:
     out = make_phantom(args.out, n_studies=args.studies if args.tables else args.n_studies,
                        seed=args.seed, n_test_studies=args.n_test_studies,
                        tables_dir=args.tables, study_ids=args.study_ids,
-                       workers=args.workers, overwrite=args.overwrite)
+                       workers=args.workers, overwrite=args.overwrite,
+                       progress=_progress(args))
     marker = read_marker(out)
     print(f"Wrote a {marker['mode']} phantom to {out}: {marker['n_studies']} train studies, "
           f"{marker['n_test_studies']} test studies, {marker.get('n_files', '?')} DICOM files "
@@ -490,9 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from lss.errors import DataError, WorkerDied
+    from lss.progress import quiet
 
-    try:
-        return _COMMANDS[args.command](args)
+    try:  # --quiet also silences the bars of library code a command calls without options
+        with quiet() if getattr(args, "quiet", False) else contextlib.nullcontext():
+            return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("lss: interrupted" + (f"; continue with: lss train --resume --run {args.run}"
                                     if args.command == "train" else ""), file=sys.stderr)

@@ -56,6 +56,7 @@ from lss.config import (
 from lss.data import build_index
 from lss.evaluate import evaluate_run
 from lss.localiser import fill_training_centres, fit_split_localiser, install_localiser
+from lss.progress import bar
 from lss.run import RunDir, data_source
 from lss.train import split_by_study, train
 
@@ -362,6 +363,7 @@ def run_experiments(
     verbose: int = 0,
     n_boot: int = 1000,
     progress: Callable[[str], None] | None = print,
+    progress_bar: bool | None = None,
 ) -> pd.DataFrame:
     """Train and score every row on the same split and seed; return and save the table.
 
@@ -391,6 +393,10 @@ def run_experiments(
         row's difference from the reference row (0: none).
     progress : callable or None
         Called with one line per finished row.
+    progress_bar : bool, optional
+        A bar over the rows (:func:`lss.progress.bar`), the lines written above it.
+        None: where :func:`lss.progress.shows` says and ``verbose=0`` (so that it never
+        interleaves with Keras' own epoch output); True always, False never.
 
     Returns
     -------
@@ -417,15 +423,17 @@ def run_experiments(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index, split = shared_split(root, first)
-    say = progress or (lambda _line: None)
     kw = dict(cache_dir=cache_dir, workers=workers, overwrite=overwrite, verbose=verbose,
               retrain_localiser=retrain_localiser, train_options=train_options)
     rows = []
-    for e in plain:  # TensorFlow's retracing notes are filtered (lss.model)
-        t0 = time.perf_counter()
-        rows.append(train_row(root, e, out_dir, index, split, **kw))
-        say(_line(rows[-1], time.perf_counter() - t0))
-    rows += _combined_rows(combos, rows, plain, root, out_dir, index, split, say, kw)
+    show = progress_bar if progress_bar is not None else (None if verbose == 0 else False)
+    with bar(total=len(experiments), desc="experiments", unit="row", enabled=show) as rows_bar:
+        say = _teller(progress, rows_bar)
+        for e in plain:  # TensorFlow's retracing notes are filtered (lss.model)
+            t0 = time.perf_counter()
+            rows.append(train_row(root, e, out_dir, index, split, **kw))
+            say(_line(rows[-1], time.perf_counter() - t0))
+        rows += _combined_rows(combos, rows, plain, root, out_dir, index, split, say, kw)
     reference = rows[0]["run_dir"]
     report = json.loads((Path(reference) / "metrics.json").read_text())
     is_train = (split["split"] == "train").to_numpy()
@@ -439,6 +447,19 @@ def run_experiments(
         table.attrs["localiser"] = loc
     _save_table(table, out_dir, experiments, plain[0].name)
     return table
+
+
+def _teller(progress: Callable[[str], None] | None, rows_bar) -> Callable[[str], None]:
+    """``say(line)`` for each finished row: ``progress(line)`` (written above the bar where
+    it shows, so that the bar is not torn), then one step of the bar."""
+    def say(line: str) -> None:
+        if progress is not None and not rows_bar.disable:
+            with rows_bar.external_write_mode():
+                progress(line)
+        elif progress is not None:
+            progress(line)
+        rows_bar.update()
+    return say
 
 
 def _combined_rows(combos, done, plain, root, out_dir, index, split, say, kw

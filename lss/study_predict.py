@@ -54,12 +54,12 @@ from lss.evaluate import _series_description, choose_series, predict_proba
 from lss.levels import load_level_localiser, predict_levels
 from lss.localiser import centres_for_series, load_run_localiser
 from lss.locate import _choose
+from lss.progress import bar
 from lss.run import RunDir
 from lss.submission import assemble, training_prior
 
 __all__ = ["OFFSET_COLUMNS", "PLACE_COLUMNS", "MIN_PAIRS", "target_offsets",
-           "study_series", "place_targets", "StudyGrader", "load_grader",
-           "predict_whole_study"]
+           "study_series", "place_targets", "StudyGrader", "load_grader", "predict_whole_study"]
 
 #: Columns of :func:`target_offsets`: one row per (condition, level).
 OFFSET_COLUMNS = ("condition", "level", "dx", "dy", "dz", "n_pairs", "pooled")
@@ -539,7 +539,7 @@ def load_grader(run_dir: str | Path, root: str | Path | None = None) -> StudyGra
 
 def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | None = None,
                         *, study_dir: str | Path | None = None, split: str = "test",
-                        study_ids: Iterable[int] | None = None
+                        study_ids: Iterable[int] | None = None, progress: bool | None = None
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The competition's submission of a whole-study run: 25 rows for every study.
 
@@ -562,6 +562,8 @@ def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | No
     split : {"test", "train"}
     study_ids : iterable of int, optional
         Only these studies of the root (a run's validation studies, for example).
+    progress : bool, optional
+        A bar over the studies: None where :func:`lss.progress.shows` says.
 
     Returns
     -------
@@ -582,12 +584,10 @@ def predict_whole_study(run_dir: str | Path | StudyGrader, root: str | Path | No
         studies = [s for s in studies if s.study_id in wanted]
     if not studies:
         raise DataError(f"No study to grade under {root or study_dir}")
-    rows, places, reasons = [], [], {}
-    for series in studies:
-        graded, placed, why = grader.grade(series)
-        rows += [] if graded is None else [graded]
-        places.append(placed)
-        reasons.update(why)
+    done = [grader.grade(s) for s in bar(studies, desc="grade", unit="study", enabled=progress)]
+    rows = [graded for graded, _, _ in done if graded is not None]
+    places = [placed for _, placed, _ in done]
+    reasons = {k: v for _, _, why in done for k, v in why.items()}
     source = "the training prior (weighted_prior)"
     reasons = {k: f"{v}; {source}" for k, v in reasons.items()}
     graded_by_run = {t for ts in grader.groups.values() for t in ts}

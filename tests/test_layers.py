@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lss"
 
 #: Layer of each top-level part of lss; a module may import only its own or lower layers.
 LAYERS = {
-    "lss": 0, "config": 0, "errors": 0, "text": 0,
+    "lss": 0, "config": 0, "errors": 0, "text": 0, "progress": 0,
     "data": 1, "model": 1, "phantom": 1,
     "run": 2, "device": 2, "callbacks": 2, "metrics": 2, "viz": 2, "saliency_check": 2,
     "competition": 2, "submission": 2,

@@ -38,6 +38,7 @@ from lss.data.dicom import _first_shape
 from lss.data.tables import series_dir
 from lss.data.window import check_inside, coordinate, level_window
 from lss.errors import DataError, WorkerDied
+from lss.progress import bar
 
 __all__ = ["TensorCache", "CacheStats", "default_cache_dir", "ON_ERROR"]
 
@@ -192,7 +193,8 @@ def _collect(future: Future, i: int, failed: dict[int, str] | None) -> int:
         return 0
 
 
-def _run(todo: list[tuple], workers: int, failed: dict[int, str] | None = None) -> list[int]:
+def _run(todo: list[tuple], workers: int, failed: dict[int, str] | None = None, *,
+         progress: bool | None = None) -> list[int]:
     """``_compute`` every task, here and in ``workers - 1`` spawned processes.
 
     This process starts on the tasks at once. A spawned worker takes about a second to
@@ -200,21 +202,27 @@ def _run(todo: list[tuple], workers: int, failed: dict[int, str] | None = None) 
     back, and then kept two tasks ahead; a job that ends before a worker is up never
     waits for it. Every task is computed exactly once, whoever computes it. With
     ``failed``, a task whose series fails is recorded there (by its position in ``todo``)
-    instead of raising.
+    instead of raising. A bar counts the windows done (:func:`lss.progress.bar`; none
+    for no task).
     """
+    progress = progress if todo else False
     if workers == 1:
-        return [_attempt(t, i, failed) for i, t in enumerate(todo)]
+        return [_attempt(t, i, failed)
+                for i, t in enumerate(bar(todo, desc="prepare", unit="window",
+                                          enabled=progress))]
     queue = collections.deque(range(len(todo)))
     decoded = [0] * len(todo)
     running: dict[Future, int] = {}
     ctx = multiprocessing.get_context("spawn")  # safe after TF/JAX have started threads
     pool = ProcessPoolExecutor(workers - 1, mp_context=ctx)
+    done = bar(total=len(todo), desc="prepare", unit="window", enabled=progress)
     try:
         starting = [pool.submit(_ready) for _ in range(workers - 1)]
         while queue or running:
             for f in [f for f in running if f.done()]:
                 i = running.pop(f)
                 decoded[i] = _collect(f, i, failed)
+                done.update()
             started = sum(f.done() for f in starting)
             while queue and len(running) < 2 * started:
                 i = queue.pop()  # workers take from the end, this process from the front
@@ -222,6 +230,7 @@ def _run(todo: list[tuple], workers: int, failed: dict[int, str] | None = None) 
             if queue:
                 i = queue.popleft()
                 decoded[i] = _attempt(todo[i], i, failed)
+                done.update()
             elif running:
                 wait(running, return_when=FIRST_COMPLETED)
     except BrokenProcessPool as exc:
@@ -230,6 +239,7 @@ def _run(todo: list[tuple], workers: int, failed: dict[int, str] | None = None) 
             "already written are kept: run again, or with fewer workers"
         ) from exc
     finally:
+        done.close()
         # Tasks not yet started are dropped; a worker still starting up is not waited for.
         pool.shutdown(wait=False, cancel_futures=True)
     return decoded
@@ -427,7 +437,8 @@ class TensorCache:
         return todo, rows, hits
 
     def prepare(self, index: pd.DataFrame, *, centres: np.ndarray | None = None,
-                workers: int | None = None, on_error: str = "raise") -> CacheStats:
+                workers: int | None = None, on_error: str = "raise",
+                progress: bool | None = None) -> CacheStats:
         """Compute every missing or stale window of ``index``, in parallel.
 
         Parameters
@@ -445,6 +456,10 @@ class TensorCache:
             ``"raise"``: the first failing row ends the call. ``"report"``: every failing
             row is left out and listed in the returned ``CacheStats.failed`` with its
             reason (a long run on real data then does not die at its 1,437th study).
+        progress : bool, optional
+            A bar over the windows computed (none for a warm cache): None where
+            :func:`lss.progress.shows` says (a terminal, a notebook), True always,
+            False never.
 
         Raises
         ------
@@ -469,7 +484,9 @@ class TensorCache:
         workers = (default_workers(len(todo)) if workers is None
                    else max(1, min(workers, len(todo))))
         task_failed: dict[int, str] = {}
-        decoded = _run(todo, workers) if failed is None else _run(todo, workers, task_failed)
+        kw = {} if progress is None else {"progress": progress}  # None: _run's default
+        decoded = (_run(todo, workers, **kw) if failed is None
+                   else _run(todo, workers, task_failed, **kw))
         if failed is not None:
             failed.update({rows[i]: reason for i, reason in task_failed.items()})
             stats.failed = [{"row": r, "study_id": int(index["study_id"].iloc[r]),

@@ -20,6 +20,7 @@ from lss.phantom.marker import MARKER_NAME, read_marker, write_marker
 from lss.phantom.plan import StudyPlan, child_seeds, plan_sampled_study, plan_table_study
 from lss.phantom.render import render_study
 from lss.phantom.stats import label_columns
+from lss.progress import bar
 
 __all__ = ["make_phantom", "sample_tables", "TABLE_FILES"]
 
@@ -106,15 +107,19 @@ def _check_spawnable(workers: int) -> None:
         )
 
 
-def _map(tasks: list[tuple], root: Path, workers: int) -> list[tuple[StudyPlan, int]]:
+def _map(tasks: list[tuple], root: Path, workers: int, *, progress: bool | None = None
+         ) -> list[tuple[StudyPlan, int]]:
+    """Plan and render every task, here or in ``workers`` spawned processes, in order,
+    with a bar over the studies (:func:`lss.progress.bar`)."""
     jobs = [(t, str(root)) for t in tasks]
     if workers == 1 or len(jobs) <= 1:
-        return [_run(j) for j in jobs]
+        return [_run(j) for j in bar(jobs, desc="phantom", unit="study", enabled=progress)]
     _check_spawnable(workers)
     ctx = multiprocessing.get_context("spawn")
     chunk = max(1, len(jobs) // (workers * 4))
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(_run, jobs, chunksize=chunk))
+        return list(bar(pool.map(_run, jobs, chunksize=chunk), total=len(jobs),
+                        desc="phantom", unit="study", enabled=progress))
 
 
 # ----------------------------------------------------------------------------- tables
@@ -409,6 +414,7 @@ def make_phantom(
     study_ids: Sequence[int] | None = None,
     workers: int | None = None,
     overwrite: bool = False,
+    progress: bool | None = None,
 ) -> Path:
     """Write a synthetic DICOM phantom in the RSNA 2024 Lumbar Spine Kaggle layout.
 
@@ -449,6 +455,9 @@ def make_phantom(
         Worker processes (default: the number of CPUs); 1 renders in this process.
     overwrite : bool
         Replace an existing phantom in ``out`` (only one that has a ``PHANTOM.json``).
+    progress : bool, optional
+        A bar over the studies written: None where :func:`lss.progress.shows` says
+        (a terminal, a notebook), True always, False never.
 
     Returns
     -------
@@ -499,7 +508,7 @@ def make_phantom(
         "note": "Synthetic images (lss.phantom); every number computed from them is phantom data.",
     }
     write_marker(out, marker)
-    results = _map(tasks, out, min(workers, max(len(tasks), 1)))
+    results = _map(tasks, out, min(workers, max(len(tasks), 1)), progress=progress)
     _write_tables(out, results, texts if mode == "from-tables" else None)
     marker["complete"] = True
     marker["n_files"] = int(sum(n for _, n in results))
