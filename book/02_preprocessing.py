@@ -52,25 +52,30 @@
 # In Colab, the next cell installs the `lss` package; elsewhere it does nothing.
 
 # %%
-# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
+# In Colab or on Kaggle: install lss, the book's release (`make book` did it elsewhere).
+import os
 import sys
 
-if "google.colab" in sys.modules:
-    import os
+if "google.colab" in sys.modules or os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+    import importlib.util
     import subprocess
 
-    from google.colab import userdata
-
+    colab = "google.colab" in sys.modules
     requirement = "lss @ git+https://github.com/lss-book/lss@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
-                   check=True)
-    os.makedirs("/content/book", exist_ok=True)
-    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
-        try:
-            os.environ[name] = userdata.get(name)
-        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
-            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
+    if colab or importlib.util.find_spec("lss") is None:  # Kaggle: the kit's, if there
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                       check=True)
+    home = "/content" if colab else "/kaggle/working"  # where a notebook may write
+    os.makedirs(f"{home}/book", exist_ok=True)
+    os.chdir(f"{home}/book")  # so ../data, ../runs and ../.cache are under home
+    if colab:
+        from google.colab import userdata
+
+        for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets
+            try:
+                os.environ[name] = userdata.get(name)
+            except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+                pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
 
 # %% [markdown]
 # All imports, in one place.
@@ -104,7 +109,7 @@ from lss.text import say
 # %% tags=["parameters"]
 DATA_DIR = "../data/phantom-small"  # Kaggle layout; the phantom is made here if absent
 N_STUDIES = 24                # phantom studies needed (a larger phantom serves too)
-DATA_SOURCE = "phantom"       # "phantom", or "kaggle" (your Kaggle credentials, ~35 GB)
+DATA_SOURCE = "auto"          # Kaggle's attached data, else the phantom; or "kaggle"
 WORK_DIR = "../runs/book"     # models and metrics that later chapters read
 CACHE_DIR = "../.cache"       # preprocessed windows (lss.data.TensorCache)
 SEED = 0

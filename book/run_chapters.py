@@ -68,33 +68,43 @@ def chapters() -> list[Path]:
 
 # --- The release: one version (pyproject.toml), one repository (_config.yml) ---------
 
-#: The first line of every chapter's Colab install cell (how the cell is found).
-INSTALL_MARKER = "# In Colab only: install lss"
+#: The first line of every chapter's install cell (how the cell is found), and the
+#: first line it had before its Kaggle branch (``make sync-install`` finds those too).
+INSTALL_MARKER = "# In Colab or on Kaggle: install lss"
+OLD_INSTALL_MARKERS = ("# In Colab only: install lss",)
 
-#: The Colab install cell; ``{requirement}`` is :func:`install_requirement`. In Colab
-#: only, it installs the release, makes /content the repository's root (the parameters'
-#: ``../data``, ``../runs`` and ``../.cache`` land under /content) and copies Kaggle
-#: credentials from Colab's Secrets into the variables lss.data.sources reads.
+#: The install cell; ``{requirement}`` is :func:`install_requirement`. In Colab and in
+#: a Kaggle notebook only, it installs the release (on Kaggle unless lss is there
+#: already, from the offline kit say) and makes /content or /kaggle/working the
+#: repository's root: the parameters' ``../data``, ``../runs`` and ``../.cache`` land
+#: where the notebook may write (Kaggle's attached data stays read-only under
+#: /kaggle/input, where ``DATA_SOURCE = "auto"`` finds it). In Colab it also copies
+#: Kaggle credentials from Colab's Secrets into the variables lss.data.sources reads.
 INSTALL_CELL = """\
-# In Colab only: install lss, the book's release (`make book` installed it elsewhere).
+# In Colab or on Kaggle: install lss, the book's release (`make book` did it elsewhere).
+import os
 import sys
 
-if "google.colab" in sys.modules:
-    import os
+if "google.colab" in sys.modules or os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+    import importlib.util
     import subprocess
 
-    from google.colab import userdata
-
+    colab = "google.colab" in sys.modules
     requirement = "{requirement}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
-                   check=True)
-    os.makedirs("/content/book", exist_ok=True)
-    os.chdir("/content/book")  # so ../data, ../runs and ../.cache are under /content
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets, if set there
-        try:
-            os.environ[name] = userdata.get(name)
-        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
-            pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
+    if colab or importlib.util.find_spec("lss") is None:  # Kaggle: the kit's, if there
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                       check=True)
+    home = "/content" if colab else "/kaggle/working"  # where a notebook may write
+    os.makedirs(f"{{home}}/book", exist_ok=True)
+    os.chdir(f"{{home}}/book")  # so ../data, ../runs and ../.cache are under home
+    if colab:
+        from google.colab import userdata
+
+        for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):  # from Colab's Secrets
+            try:
+                os.environ[name] = userdata.get(name)
+            except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+                pass  # not set: with DATA_SOURCE = "kaggle", lss says what is missing
 """
 
 
@@ -145,7 +155,7 @@ def py_install_cell(text: str) -> str | None:
     lines = text.splitlines()
     for start, end in _py_cells(text):
         body = lines[start + 1:end]
-        if body and body[0].startswith(INSTALL_MARKER):
+        if body and body[0].startswith((INSTALL_MARKER, *OLD_INSTALL_MARKERS)):
             return "\n".join(body).rstrip("\n")
     return None
 
@@ -198,6 +208,7 @@ def execute(data: Path, out: Path, epochs: int | None, only: list[str] | None) -
     import papermill as pm
 
     os.environ["MPLBACKEND"] = INLINE_BACKEND  # inherited by every kernel started below
+    os.environ["LSS_PROGRESS"] = "0"  # no progress bars on the rendered pages
     work = work_dir_for(data)
     for nb in chapters():
         if only and not any(o in nb.stem for o in only):
@@ -421,8 +432,54 @@ def staged_config(config: Path = REPO / "_config.yml") -> str:
     return header + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
 
 
-def stage(executed: Path, site: Path) -> None:
-    """Assemble the Jupyter Book source tree from the repo and the executed notebooks.
+def launch_links(chapter: str) -> str:
+    """A chapter page's "Open in Colab" and "Open in Kaggle" links, at the release tag.
+
+    Jupyter Book 1.x has a Colab launch button and none for Kaggle, so both links go
+    under the page's title; each opens the chapter's notebook as it is at the tag.
+    Kaggle imports a public notebook from its URL (``kaggle.com/kernels/welcome?src=``);
+    attach the competition's data there and ``DATA_SOURCE = "auto"`` finds it.
+    ``chapter`` is the toc path, e.g. ``"book/03_cnn_lstm"``.
+    """
+    url = repository_url()
+    slug = url.removeprefix("https://github.com/")
+    notebook = f"{release_tag()}/{chapter}.ipynb"
+    colab = f"https://colab.research.google.com/github/{slug}/blob/{notebook}"
+    kaggle = f"https://www.kaggle.com/kernels/welcome?src={url}/blob/{notebook}"
+    return f"[Open in Colab]({colab}) · [Open in Kaggle]({kaggle})"
+
+
+def add_launch_links(nb: dict, chapter: str) -> None:
+    """Put :func:`launch_links` under the title of ``nb``'s first Markdown cell."""
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "markdown":
+            lines = _text(cell.get("source", "")).split("\n")
+            title = next((i for i, ln in enumerate(lines) if ln.startswith("# ")), None)
+            if title is None:
+                sys.exit(f"run_chapters: {chapter}.ipynb opens without a '# ' title")
+            lines[title + 1:title + 1] = ["", launch_links(chapter)]
+            cell["source"] = "\n".join(lines)
+            return
+    sys.exit(f"run_chapters: {chapter}.ipynb has no Markdown cell")
+
+
+#: Chapters executed on a GPU machine and kept in the repository, as
+#: ``<stem>.gpu.ipynb`` (e.g. ``papermill book/04_gpu_training.ipynb
+#: book/measured/04_gpu_training.gpu.ipynb`` there, with ``KERAS_BACKEND=jax``). Staging
+#: publishes such a page instead of this machine's execution; the page names its card.
+GPU_PAGES = REPO / "book" / "measured"
+
+
+def page_source(chapter: str, executed: Path, gpu_pages: Path = GPU_PAGES) -> Path:
+    """The executed notebook to publish for ``chapter``: its recorded GPU execution
+    when there is one (:data:`GPU_PAGES`), else this build's (the CPU fallback)."""
+    recorded = gpu_pages / f"{Path(chapter).name}.gpu.ipynb"
+    return recorded if recorded.is_file() else executed / f"{chapter}.ipynb"
+
+
+def stage(executed: Path, site: Path, gpu_pages: Path = GPU_PAGES) -> None:
+    """Assemble the Jupyter Book source tree from the repo and the executed notebooks
+    (a chapter's recorded GPU execution in ``gpu_pages`` wins, :func:`page_source`).
 
     Stops (``SystemExit``, one line) when a toc entry is missing or an output is private
     (:func:`private_patterns`).
@@ -435,7 +492,7 @@ def stage(executed: Path, site: Path) -> None:
     patterns = private_patterns(REPO, executed.resolve())
     for f in toc_files():
         md = REPO / f"{f}.md"
-        nb = executed / f"{f}.ipynb"
+        nb = page_source(f, executed, gpu_pages)
         if md.is_file():
             (site / md.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(md, site / md.relative_to(REPO))
@@ -444,6 +501,7 @@ def stage(executed: Path, site: Path) -> None:
             data = json.loads(nb.read_text())
             strip_native_logs(data)
             hide_injected_parameters(data)
+            add_launch_links(data, f)
             check_private(data, f"{f}.ipynb", patterns)
             check_figures(data, f"{f}.ipynb")
             check_widths(data, f"{f}.ipynb")

@@ -222,10 +222,20 @@ def test_sync_install_rewrites_only_the_install_cell(tmp_path):
         runner.sync_install([tmp_path / "02_y.py"])
 
 
-def _fake_colab(monkeypatch, secrets):
-    """A google.colab with a Secrets panel holding ``secrets``; returns the calls made."""
+def _record_calls(monkeypatch) -> dict:
+    """Record, instead of making, the install cell's pip runs, chdirs and makedirs."""
     import os
     import subprocess
+
+    calls = {"run": [], "chdir": [], "makedirs": []}
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls["run"].append(a[0]))
+    monkeypatch.setattr(os, "chdir", lambda p: calls["chdir"].append(p))
+    monkeypatch.setattr(os, "makedirs", lambda p, **k: calls["makedirs"].append(p))
+    return calls
+
+
+def _fake_colab(monkeypatch, secrets):
+    """A google.colab with a Secrets panel holding ``secrets``; returns the calls made."""
     import types
 
     class SecretNotFoundError(Exception):
@@ -248,10 +258,7 @@ def _fake_colab(monkeypatch, secrets):
     except ImportError:
         monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
-    calls = {"run": [], "chdir": [], "makedirs": []}
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls["run"].append(a[0]))
-    monkeypatch.setattr(os, "chdir", lambda p: calls["chdir"].append(p))
-    monkeypatch.setattr(os, "makedirs", lambda p, **k: calls["makedirs"].append(p))
+    calls = _record_calls(monkeypatch)
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
         monkeypatch.delenv(name, raising=False)
     return calls
@@ -263,6 +270,7 @@ def test_install_cell_does_nothing_outside_colab(monkeypatch):
 
     runner = _load_runner()
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("pip ran"))
     monkeypatch.setattr(os, "chdir", lambda p: pytest.fail("changed directory"))
     exec(compile(runner.install_cell(), "install-cell", "exec"), {})
@@ -280,6 +288,53 @@ def test_install_cell_in_colab_installs_the_release_under_content(monkeypatch, c
     assert os.path.normpath(os.path.join("/content/book", "../runs/book")) == "/content/runs/book"
     assert os.environ["KAGGLE_USERNAME"] == "ann" and os.environ["KAGGLE_KEY"] == "s3cret"
     assert "s3cret" not in capsys.readouterr().out
+
+
+def _fake_kaggle(monkeypatch, *, lss_installed):
+    """A Kaggle notebook (its run-type variable set); returns the calls the cell made."""
+    import importlib.util
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        real(name, *a) if name != "lss" or lss_installed else None))
+    calls = _record_calls(monkeypatch)
+    return calls
+
+
+def test_install_cell_on_kaggle_installs_the_release_and_works_in_kaggle_working(
+        monkeypatch):
+    import os
+
+    runner = _load_runner()
+    calls = _fake_kaggle(monkeypatch, lss_installed=False)
+    exec(compile(runner.install_cell(), "install-cell", "exec"), {})
+    assert calls["run"] == [[sys.executable, "-m", "pip", "install", "-q",
+                             runner.install_requirement()]]
+    assert calls["makedirs"] == ["/kaggle/working/book"]
+    assert calls["chdir"] == ["/kaggle/working/book"]  # /kaggle/input is read-only
+    assert os.path.normpath(os.path.join("/kaggle/working/book", "../.cache")) == \
+        "/kaggle/working/.cache"
+
+
+def test_install_cell_on_kaggle_keeps_an_lss_installed_offline(monkeypatch):
+    """A notebook without internet installs lss from the offline kit first: the cell
+    must not then call pip (which would fail there)."""
+    runner = _load_runner()
+    calls = _fake_kaggle(monkeypatch, lss_installed=True)
+    exec(compile(runner.install_cell(), "install-cell", "exec"), {})
+    assert calls["run"] == []
+    assert calls["chdir"] == ["/kaggle/working/book"]
+
+
+def test_every_chapter_finds_attached_kaggle_data_by_default():
+    """``DATA_SOURCE = "auto"`` in every chapter's parameters: on Kaggle, the attached
+    competition data; elsewhere the phantom (lss.data.sources.ensure_data)."""
+    for nb in NOTEBOOKS:
+        text = nb.with_suffix(".py").read_text()
+        assert re.search(r'^DATA_SOURCE = "auto" ', text, flags=re.M), nb.name
+        assert "ensure_data(DATA_DIR, source=DATA_SOURCE" in text, nb.name
 
 
 def test_install_cell_in_colab_without_secrets_sets_no_credentials(monkeypatch):
@@ -315,6 +370,47 @@ def test_staged_config_opens_colab_at_the_release_tag(tmp_path):
     assert staged["repository"]["url"] == source["repository"]["url"]
     assert {k: v for k, v in staged.items() if k != "repository"} == \
         {k: v for k, v in source.items() if k != "repository"}
+
+
+def test_every_staged_chapter_opens_in_colab_and_in_kaggle_at_the_release(tmp_path):
+    runner = _load_runner()
+    runner.stage(_executed(tmp_path, runner), tmp_path / "site")
+    tag = f"v{runner.package_version()}"
+    url = runner.repository_url()
+    for nb in NOTEBOOKS:
+        chapter = nb.relative_to(REPO).with_suffix("").as_posix()
+        staged = json.loads((tmp_path / "site" / f"{chapter}.ipynb").read_text())
+        first = "".join(staged["cells"][0]["source"]).split("\n")
+        assert first[0].startswith("# "), chapter  # the title stays first
+        links = first[2]
+        assert f"(https://www.kaggle.com/kernels/welcome?src={url}/blob/{tag}/" \
+            f"{chapter}.ipynb)" in links, links
+        assert f"(https://colab.research.google.com/github/" \
+            f"{url.removeprefix('https://github.com/')}/blob/{tag}/{chapter}.ipynb)" \
+            in links, links
+        source = json.loads(nb.read_text())["cells"][0]["source"]
+        assert "Open in Kaggle" not in "".join(source)  # only the page gets them
+
+
+def test_a_recorded_gpu_execution_is_published_instead_of_the_cpu_one(tmp_path):
+    runner = _load_runner()
+    executed = _executed(tmp_path, runner)
+    chapter = next(nb for nb in NOTEBOOKS if nb.stem.startswith("04_"))
+    gpu = json.loads(chapter.read_text())
+    gpu["cells"].append({"cell_type": "markdown", "metadata": {}, "id": "gpu-run",
+                         "source": "Executed on the recorded GPU."})
+    pages = tmp_path / "measured"
+    pages.mkdir()
+    (pages / f"{chapter.stem}.gpu.ipynb").write_text(json.dumps(gpu))
+    runner.stage(executed, tmp_path / "site", gpu_pages=pages)
+    name = chapter.relative_to(REPO).as_posix()
+    staged = json.loads((tmp_path / "site" / name).read_text())
+    assert staged["cells"][-1]["source"] == "Executed on the recorded GPU."
+    other = json.loads((tmp_path / "site" / NOTEBOOKS[0].relative_to(REPO)).read_text())
+    assert "Executed on the recorded GPU." not in json.dumps(other)
+    runner.stage(executed, tmp_path / "site2", gpu_pages=tmp_path / "none")  # fallback
+    staged = json.loads((tmp_path / "site2" / name).read_text())
+    assert "Executed on the recorded GPU." not in json.dumps(staged)
 
 
 def test_staging_hides_papermills_injected_parameters(tmp_path):

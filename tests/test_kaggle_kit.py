@@ -46,6 +46,21 @@ def test_the_kit_holds_the_lss_wheel_the_pure_wheels_and_how_to_install(kit):
     assert "--no-index --find-links /kaggle/input/" in (kit / "README.txt").read_text()
 
 
+def test_the_kit_holds_the_submission_notebook_with_its_parameters(kit):
+    import json
+
+    import jupytext
+
+    nb = json.loads((kit / "submission.ipynb").read_text())
+    source = jupytext.read(str(REPO / "data_scripts" / "kaggle_submission.py"))
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code == [c["source"] for c in source["cells"] if c["cell_type"] == "code"]
+    assert nb["cells"][0]["source"][0].startswith("# ")  # a title first
+    params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1 and 'INPUT = "/kaggle/input"' in "".join(params[0]["source"])
+    assert "--no-index" in code[1] and "--find-links" in code[1]
+
+
 def test_lss_installs_from_the_kit_without_an_index(kit, tmp_path):
     """As on Kaggle without internet: pip finds lss and pydicom in the kit only (the
     other dependencies are the environment's), and the installed package imports."""

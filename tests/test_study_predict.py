@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lss.data.sources
 import lss.study_predict
 from lss.competition import check_submission
 from lss.config import CONDITIONS, Config, LevelLocaliserConfig, LocaliserConfig
@@ -391,3 +392,63 @@ def test_place_errors_measure_mm_from_the_tables_point(phantom_root):
     assert len(place_errors(extra, phantom_root)) == len(co)
     table = summarise_place_errors(exact)
     assert table.loc["any", "targets"] == len(co) and table.loc["any", "within_10mm"] == 1
+
+
+# --------------------------------------------------------- the Kaggle submission notebook
+
+def _kaggle_input(phantom_root: Path, whole_run: Path, tmp_path: Path) -> Path:
+    """A stand-in /kaggle/input: the competition's folder (its tables, test images only),
+    the offline kit (a wheel's name is enough: lss is installed here) and the run, each
+    under its own dataset name."""
+    from lss.data.sources import KAGGLE_COMPETITION
+
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    data = _test_root(phantom_root, inputs).rename(inputs / KAGGLE_COMPETITION)
+    for table in phantom_root.glob("*.csv"):  # train.csv and the rest, as on Kaggle
+        shutil.copy(table, data)
+    (inputs / "my-lss-kit").mkdir()
+    (inputs / "my-lss-kit" / "lss-0.1.0-py3-none-any.whl").write_bytes(b"")
+    shutil.copytree(whole_run, inputs / "my-whole-study-run" / "run")
+    return inputs
+
+
+def _run_submission_notebook(inputs: Path, working: Path) -> dict:
+    """Execute data_scripts/kaggle_submission.py's code cells in order, in one
+    namespace, with its parameters cell replaced; return the namespace."""
+    import jupytext
+
+    nb = jupytext.read(str(Path(__file__).parents[1] / "data_scripts"
+                           / "kaggle_submission.py"))
+    namespace: dict = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        code = cell.source
+        if "parameters" in cell.metadata.get("tags", []):
+            code = f"INPUT = {str(inputs)!r}\nWORKING = {str(working)!r}\n"
+        exec(compile(code, "kaggle_submission", "exec"), namespace)
+    return namespace
+
+
+def test_the_kaggle_submission_notebook_finds_its_inputs_and_writes_25_rows_a_study(
+        whole_run, phantom_root, tmp_path, capsys):
+    inputs = _kaggle_input(phantom_root, whole_run, tmp_path)
+    working = tmp_path / "working"
+    ns = _run_submission_notebook(inputs, working)
+    assert ns["RUN"] == inputs / "my-whole-study-run" / "run"  # not a group's manifest
+    sub = pd.read_csv(working / "submission.csv")
+    ids = pd.read_csv(inputs / lss.data.sources.KAGGLE_COMPETITION
+                      / "test_series_descriptions.csv")["study_id"].unique()
+    assert len(sub) == 25 * len(ids) == 75
+    check_submission(sub, ids)
+    assert "3 studies, 75 rows: submission.csv" in capsys.readouterr().out
+
+
+def test_the_kaggle_submission_notebook_names_a_missing_run(whole_run, phantom_root,
+                                                               tmp_path):
+    inputs = _kaggle_input(phantom_root, whole_run, tmp_path)
+    shutil.rmtree(inputs / "my-whole-study-run")
+    with pytest.raises(SystemExit, match=r"^Attach exactly one whole-study run .*"
+                                         r"\(found: none\)$"):
+        _run_submission_notebook(inputs, tmp_path / "working")
