@@ -375,7 +375,7 @@ def child_train(spec: dict) -> dict:
     from lss.config import Config
     from lss.data import TensorCache, build_index
     from lss.data.loader import WindowDataset
-    from lss.model import build_from_config, count_flops
+    from lss.model import build_from_config, count_flops, train_step_flops
 
     cfg = Config().replace(batch_size=spec["batch"])
     index = build_index(spec["root"]).iloc[: spec["n_samples"]]
@@ -437,7 +437,7 @@ def child_train(spec: dict) -> dict:
     return {"backend": keras.backend.backend(), "device": _device(), "n_samples": n,
             "batch": spec["batch"], "precision": spec["precision"], "jit": spec.get("jit"),
             "threads": spec.get("threads"), "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-            "flops_forward": flops, "flops_train": 3 * flops,
+            "flops_forward": flops, "flops_train": train_step_flops(model),
             "warmup_s": {m: round(v[0], 2) for m, v in warmup.items()},
             "epoch_seconds": seconds, "rates": rates, "seconds": time.perf_counter() - t0,
             "maxrss_mb": maxrss_mb(0), "tensorflow_imported": "tensorflow" in sys.modules}
@@ -696,9 +696,11 @@ def render(res: dict, s: dict) -> str:
             lines.append(f"Model: the paper's CNN-LSTM at 8 x 128 x 128, "
                          f"{t0['flops_forward'] / 1e9:.2f} GFLOP per sample forward "
                          f"(`lss.model.count_flops`: convolutions, LSTM and dense layers; "
-                         f"augmentation, pooling and activations not counted), x 3 for a "
-                         f"training step (forward + backward) = {t0['flops_train'] / 1e9:.2f} "
-                         f"GFLOP per sample. {t0['n_samples']} samples per epoch on "
+                         f"augmentation, pooling and activations not counted); a training "
+                         f"step (`lss.model.train_step_flops`: x 3, the first convolution "
+                         f"x 2, its input needing no gradient) = "
+                         f"{t0['flops_train'] / 1e9:.2f} GFLOP per sample. "
+                         f"{t0['n_samples']} samples per epoch on "
                          f"{t0['device']}; samples/s from whole epochs after one warm-up "
                          f"epoch, best (median).")
             lines.append("")
