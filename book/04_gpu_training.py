@@ -128,7 +128,7 @@ CONDITION = "left_subarticular_stenosis"
 LEVEL = "L4/L5"
 EPOCHS = None          # None: 20 (the paper) on a GPU or TPU, CPU_EPOCHS on a CPU
 CPU_EPOCHS = 6         # sized for about 2.5 minutes on 2 CPU cores
-MIXED_PRECISION = None  # None: on a GPU or TPU only; False: float32 everywhere
+MIXED_PRECISION = None  # None: where the device has it; False: float32 everywhere
 WORKERS = None
 
 # %% [markdown]
@@ -186,12 +186,20 @@ else:
 # multiplies float16 matrices several times faster than float32 ones, and moves half the
 # bytes. **Mixed precision** computes in float16 while keeping the weights in float32,
 # so that small weight updates are not rounded away. On a TPU the half type is bfloat16.
-# On a CPU half precision is emulated and slower, so `use_mixed_precision` leaves it
-# off there:
+# On most CPUs half precision is emulated and slower (8.7 times slower than float32 on
+# an AVX2-only CPU, {doc}`benchmarks`), so `use_mixed_precision` leaves it off there.
+# A CPU with native bfloat16 instructions (AVX512_BF16 or AMX-BF16), under TensorFlow,
+# is the exception: there `mixed_bfloat16` trained twice as fast as float32 at the same
+# validation loss ({doc}`benchmarks`), so it is switched on
+# (`lss.device.fast_cpu_bf16` reads the CPU's flags):
 
 # %%
 policy = lss.device.use_mixed_precision(MIXED_PRECISION, accelerator=accelerator)
 print(f"{accelerator['label']}: dtype policy '{policy}'")
+if accelerator["kind"] == "CPU":
+    native = lss.device.fast_cpu_bf16(accelerator["backend"])
+    say(f"This CPU {'has' if native else 'has no'} native bfloat16 under the "
+        f"{accelerator['backend']} backend, so the policy is {policy}.")
 
 # %% [markdown]
 # A model built now follows that policy. Each layer has a compute type and a variable
@@ -204,8 +212,20 @@ pd.DataFrame([(layer.name, layer.compute_dtype, layer.variable_dtype)
              columns=["layer", "computes in", "weights in"])
 
 # %% [markdown]
-# On a GPU the table reads float16 / float32 for every layer except two, which
-# `lss.model` keeps in float32:
+# This run's table, counted:
+
+# %%
+half = [layer for layer in demo.layers[1:] if layer.compute_dtype != "float32"]
+if half:
+    say(f"Under {policy}, {len(half)} of {len(demo.layers) - 1} layers compute in "
+        f"{' and '.join(sorted({layer.compute_dtype for layer in half}))} and keep "
+        "float32 weights; the others compute in float32.")
+else:
+    say(f"Under {policy}, every layer computes in float32.")
+
+# %% [markdown]
+# Under a mixed policy the table reads float16 (bfloat16 on a TPU or such a CPU) /
+# float32 for every layer except two, which `lss.model` keeps in float32:
 #
 # - `severity`, the softmax: probabilities near 0 or 1, and the log of the
 #   cross-entropy, need float32's range;
@@ -216,7 +236,7 @@ pd.DataFrame([(layer.name, layer.compute_dtype, layer.variable_dtype)
 #
 # Under `mixed_float16`, `compile` also wraps the optimizer in a `LossScaleOptimizer`,
 # which scales the loss up before the gradients are computed so that small gradients
-# do not underflow to 0 in float16. On a CPU every row reads float32.
+# do not underflow to 0 in float16; bfloat16 has float32's range and needs none.
 #
 # `train` sets the policy for its own model and restores the previous one, so the global
 # policy goes back to float32 here:
@@ -496,8 +516,9 @@ say(f"{accelerator['label']}: about {scale * per_epoch:.0f} s per epoch on "
 #
 # - found the accelerator with `lss.device.describe_accelerator` and chose the
 #   number of epochs from it: the paper's 20 on a GPU, a short run on a CPU;
-# - switched on mixed precision where there is a GPU (float16 compute, float32
-#   weights, a float32 softmax, loss scaling);
+# - switched on mixed precision where the device has it (float16 compute on a GPU,
+#   bfloat16 on a TPU or a CPU with native bfloat16; float32 weights, a float32
+#   softmax, loss scaling for float16);
 # - measured how fast the cache, the cache with threads and memory deliver batches,
 #   and compared that with how fast the model takes them;
 # - trained the full run into `WORK_DIR/cnn_lstm`, with its curves;
@@ -559,21 +580,22 @@ print("Exercise 2: correct")
 # disk or the CPU cores are busy; on a 2-core machine that is 2 to 4 threads.
 # </details>
 #
-# **Exercise 3.** On a GPU, train once more with `mixed_precision=False` into another
-# folder and compare the time per epoch with the mixed-precision run.
+# **Exercise 3.** Where the run above was mixed precision (on a GPU, say), train once
+# more with `mixed_precision=False` into another folder and compare the time per epoch
+# with the mixed-precision run.
 #
 
 # %% tags=["solution", "hide-input"]
-if accelerator["kind"] == "GPU":
+if policy != "float32":
     fp32 = lss.train.train_on_device(
         root, Path(WORK_DIR) / "cnn_lstm_fp32", epochs=EPOCHS, cpu_epochs=CPU_EPOCHS,
         seed=SEED, config=config, cache_dir=CACHE_DIR, mixed_precision=False,
         overwrite=True)
-    for name, h in (("mixed", result.history), ("float32", fp32.history)):
+    for name, h in ((policy, result.history), ("float32", fp32.history)):
         print(name, h.epoch_seconds.iloc[1:].median().round(2), "s per epoch")
 else:
     fp32 = None
-    print(f"{accelerator['label']}: no GPU, so the float32 run is what already ran")
+    print(f"{accelerator['label']}: the policy was float32, so that run already ran")
 
 # %% tags=["check"]
 assert fp32 is None or fp32.history["epoch_seconds"].notna().all()
@@ -584,7 +606,8 @@ print("Exercise 3: correct")
 #
 # This model is small and its batches are small (8 studies), so on a GPU part of the
 # step is overhead that precision does not change; the gain grows with the batch size.
-# On a CPU, `mixed_precision=False` is what already ran.
+# Where the policy was float32 (most CPUs), `mixed_precision=False` is what already
+# ran.
 # </details>
 #
 # ## What's next?

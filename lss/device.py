@@ -6,8 +6,10 @@ machines, which have no TensorFlow) and ``torch``.
 
 * :func:`describe_accelerator` -- which device Keras will train on (GPU, TPU or CPU).
 * :func:`precision_policy` / :func:`use_mixed_precision` -- ``mixed_float16`` on a GPU,
-  ``mixed_bfloat16`` on a TPU, ``float32`` on a CPU (where half precision is emulated
-  and slower). The model's softmax stays float32 (see :func:`lss.model.build_cnn_lstm`).
+  ``mixed_bfloat16`` on a TPU and on a CPU that multiplies bfloat16 natively under
+  TensorFlow (:func:`fast_cpu_bf16`), ``float32`` on other CPUs (where half precision
+  is emulated and slower). The model's softmax stays float32 (see
+  :func:`lss.model.build_cnn_lstm`).
 * :func:`loader_settings` -- ``workers`` / ``max_queue_size`` for
   :class:`lss.data.loader.WindowDataset`, so batches are read from the cache ahead of
   the accelerator.
@@ -36,6 +38,8 @@ from lss.config import PAPER_EPOCHS
 __all__ = [
     "describe_accelerator",
     "precision_policy",
+    "fast_cpu_bf16",
+    "BF16_FLAGS",
     "use_mixed_precision",
     "loader_settings",
     "resolve_epochs",
@@ -130,23 +134,60 @@ def _kind(accelerator: Mapping[str, Any] | None) -> str:
     return str(kind)
 
 
-def precision_policy(kind: str, enabled: bool | None = None) -> str:
+#: CPU flags (``/proc/cpuinfo``) of native bfloat16 arithmetic: AVX-512 BF16, AMX-BF16.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def fast_cpu_bf16(backend: str | None = None, cpuinfo: str | os.PathLike = "/proc/cpuinfo"
+                  ) -> bool:
+    """Whether ``mixed_bfloat16`` is the faster policy on this CPU: True where the CPU
+    has one of :data:`BF16_FLAGS` and the backend is TensorFlow.
+
+    Measured with ``benchmarks/step_profile.py`` and ``benchmarks/bf16_vs_fp32.py``
+    (book/benchmarks.md): on a 2-core AMD EPYC with AVX512_BF16, TensorFlow's
+    ``mixed_bfloat16`` training step ran at twice float32's samples/s, with the same
+    validation loss after a short run; on one without it (AVX2 only), 8.7 times slower,
+    as bfloat16 is then emulated. JAX and PyTorch on a CPU were not measured, so they
+    keep float32. A machine without ``cpuinfo`` (macOS, Windows) keeps float32.
+
+    Examples
+    --------
+    >>> fast_cpu_bf16("tensorflow", cpuinfo="/nonexistent")
+    False
+    """
+    if (backend or keras.backend.backend()) != "tensorflow":
+        return False
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+def precision_policy(kind: str, enabled: bool | None = None, *,
+                     cpu_bf16: bool | None = None) -> str:
     """The Keras dtype policy for a device kind.
 
     Parameters
     ----------
     kind : {"GPU", "TPU", "CPU"}
     enabled : bool or None
-        ``None`` (automatic): mixed precision on a GPU or TPU, float32 on a CPU.
-        ``False``: float32 everywhere. ``True``: mixed precision, and a ``ValueError``
-        on a CPU, where float16 arithmetic is emulated and slower than float32.
+        ``None`` (automatic): mixed precision on a GPU or TPU, and on a CPU where
+        ``cpu_bf16``; float32 on other CPUs. ``False``: float32 everywhere. ``True``:
+        mixed precision, and a ``ValueError`` on a CPU without native bfloat16, where
+        half precision is emulated and slower than float32.
+    cpu_bf16 : bool or None
+        Whether this CPU runs ``mixed_bfloat16`` faster than float32; None:
+        :func:`fast_cpu_bf16` tells (it reads the CPU's flags).
 
     Examples
     --------
-    >>> precision_policy("GPU"), precision_policy("TPU"), precision_policy("CPU")
+    >>> precision_policy("GPU"), precision_policy("TPU"), precision_policy("CPU", cpu_bf16=False)
     ('mixed_float16', 'mixed_bfloat16', 'float32')
-    >>> precision_policy("GPU", enabled=False)
-    'float32'
+    >>> precision_policy("CPU", cpu_bf16=True), precision_policy("GPU", enabled=False)
+    ('mixed_bfloat16', 'float32')
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
@@ -155,9 +196,13 @@ def precision_policy(kind: str, enabled: bool | None = None) -> str:
     if enabled is False:
         return "float32"
     if kind == "CPU":
+        if fast_cpu_bf16() if cpu_bf16 is None else cpu_bf16:
+            return "mixed_bfloat16"
         if enabled:
-            raise ValueError("Mixed precision was asked for, but Keras runs on a CPU, where "
-                             "float16 is emulated and slower; pass enabled=None or False")
+            raise ValueError("Mixed precision was asked for, but Keras runs on a CPU without "
+                             f"native bfloat16 ({' or '.join(BF16_FLAGS)} under TensorFlow), "
+                             "where half precision is emulated and slower; pass enabled=None "
+                             "or False")
         return "float32"
     return "mixed_float16" if kind == "GPU" else "mixed_bfloat16"
 
@@ -169,9 +214,10 @@ def use_mixed_precision(
 ) -> str:
     """Set Keras' global dtype policy for this machine and return its name.
 
-    Layers built afterwards compute in float16 (GPU) or bfloat16 (TPU) and keep their
-    weights in float32; :func:`lss.model.build_cnn_lstm` keeps the softmax in float32,
-    so probabilities and the loss are computed at full precision. Under
+    Layers built afterwards compute in float16 (GPU) or bfloat16 (TPU, a CPU with
+    native bfloat16) and keep their weights in float32;
+    :func:`lss.model.build_cnn_lstm` keeps the softmax in float32, so probabilities
+    and the loss are computed at full precision. Under
     ``mixed_float16`` ``Model.compile`` wraps the optimizer in a
     ``keras.optimizers.LossScaleOptimizer``, so that small gradients do not underflow.
 
@@ -188,7 +234,10 @@ def use_mixed_precision(
         ``"mixed_float16"``, ``"mixed_bfloat16"`` or ``"float32"``. Call
         ``use_mixed_precision(False)`` to go back to float32.
     """
-    policy = precision_policy(_kind(accelerator), enabled)
+    backend = None if accelerator is None else accelerator.get("backend")
+    kind = _kind(accelerator)
+    cpu_bf16 = fast_cpu_bf16(backend) if kind == "CPU" else False
+    policy = precision_policy(kind, enabled, cpu_bf16=cpu_bf16)
     keras.mixed_precision.set_global_policy(policy)
     return policy
 

@@ -399,8 +399,9 @@ def train(
     mixed_precision : bool or None
         The model's dtype policy (see :func:`lss.device.precision_policy`):
         ``False`` (default) float32; ``None`` mixed precision where the device has it
-        (GPU: ``mixed_float16``, TPU: ``mixed_bfloat16``, CPU: float32); ``True``
-        mixed precision, refused on a CPU. Set only while the model is built; the
+        (GPU: ``mixed_float16``, TPU and a CPU with native bfloat16:
+        ``mixed_bfloat16``, other CPUs: float32); ``True`` mixed precision, refused on
+        a CPU without native bfloat16. Set only while the model is built; the
         global Keras policy is restored afterwards. Recorded in the manifest.
     loader : dict, optional
         ``workers``, ``use_multiprocessing`` and ``max_queue_size`` of the training and

@@ -13,6 +13,7 @@ from lss.config import PAPER_EPOCHS
 from lss.data.loader import ArrayBatches, ReadAheadDataset, batches_per_second
 from lss.device import (
     describe_accelerator,
+    fast_cpu_bf16,
     loader_settings,
     precision_policy,
     resolve_epochs,
@@ -54,12 +55,19 @@ def test_describe_accelerator_names_backend_and_kind():
     ],
 )
 def test_precision_policy(kind, enabled, policy):
-    assert precision_policy(kind, enabled) == policy
+    assert precision_policy(kind, enabled, cpu_bf16=False) == policy
+
+
+@pytest.mark.parametrize(("enabled", "policy"),
+                         [(None, "mixed_bfloat16"), (True, "mixed_bfloat16"),
+                          (False, "float32")])
+def test_precision_policy_on_a_cpu_with_native_bfloat16(enabled, policy):
+    assert precision_policy("CPU", enabled, cpu_bf16=True) == policy
 
 
 def test_precision_policy_refuses_mixed_on_cpu_and_bad_values():
-    with pytest.raises(ValueError, match="runs on a CPU, where float16 is emulated"):
-        precision_policy("CPU", True)
+    with pytest.raises(ValueError, match="runs on a CPU without native bfloat16"):
+        precision_policy("CPU", True, cpu_bf16=False)
     with pytest.raises(ValueError, match=r"kind must be one of \('GPU', 'TPU', 'CPU'\), got 'NPU'"):
         precision_policy("NPU")
     with pytest.raises(ValueError, match="enabled must be True, False or None, got 'yes'"):
@@ -202,3 +210,41 @@ def test_read_ahead_follows_the_order_of_the_current_epoch():
         assert sorted(sum(got[1], [])) == list(range(8))  # every sample once per epoch
         plain.on_epoch_end()
         ahead.on_epoch_end()
+
+
+_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu sse2 avx2 fma {extra}
+bogomips\t: 4800.00
+"""
+
+
+@pytest.mark.parametrize(("extra", "backend", "fast"), [
+    ("avx512f avx512_bf16", "tensorflow", True),
+    ("amx_tile amx_bf16", "tensorflow", True),
+    ("avx512f avx512bw", "tensorflow", False),  # AVX-512 without BF16: emulated
+    ("", "tensorflow", False),
+    ("avx512_bf16", "jax", False),  # measured under TensorFlow only
+    ("avx512_bf16", "torch", False),
+])
+def test_fast_cpu_bf16_reads_the_cpu_flags(tmp_path, extra, backend, fast):
+    info = tmp_path / "cpuinfo"
+    info.write_text(_CPUINFO.format(extra=extra))
+    assert fast_cpu_bf16(backend, cpuinfo=info) is fast
+
+
+def test_fast_cpu_bf16_without_cpuinfo_or_flags_is_false(tmp_path):
+    assert fast_cpu_bf16("tensorflow", cpuinfo=tmp_path / "absent") is False
+    (tmp_path / "noflags").write_text("processor\t: 0\nmodel name\t: avx512_bf16 lookalike\n")
+    assert fast_cpu_bf16("tensorflow", cpuinfo=tmp_path / "noflags") is False
+
+
+def test_use_mixed_precision_follows_the_cpu_flags(restore_policy, monkeypatch):
+    import lss.device as device
+
+    monkeypatch.setattr(device, "fast_cpu_bf16", lambda backend=None, cpuinfo=None: True)
+    assert use_mixed_precision(accelerator={"kind": "CPU", "backend": "tensorflow"}) == \
+        "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    monkeypatch.setattr(device, "fast_cpu_bf16", lambda backend=None, cpuinfo=None: False)
+    assert use_mixed_precision(accelerator={"kind": "CPU"}) == "float32"
