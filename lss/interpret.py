@@ -337,7 +337,9 @@ def grad_cam(
     x = keras.ops.reshape(x, v.shape)  # the slices as a batch: (Z, H, W, 1)
     for layer in front:
         x = layer(x, training=False)
-    features = keras.ops.convert_to_numpy(x)  # (Z, h, w, K)
+    # (Z, h, w, K), in float32 also under a mixed policy, so that the gradient and the
+    # weighted sum are taken at full precision (the layers cast back as they compute)
+    features = np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float32)
 
     def class_score(a: Any) -> Any:
         for layer in back:

@@ -234,6 +234,25 @@ def test_grad_cam_on_the_cnn_lstm():
         grad_cam(model, volume, layer_name="conv9")
 
 
+def test_grad_cam_under_mixed_bfloat16_is_float32_and_near_the_float32_map():
+    # a model built under mixed_bfloat16 (lss.device's policy on a CPU with native
+    # bfloat16): the map is float32, in [0, 1], and close to the float32 model's
+    volume = np.random.default_rng(4).random((4, 32, 32, 1), dtype=np.float32)
+    keras.utils.set_random_seed(5)
+    plain = build_cnn_lstm(4, 32, filters=(4, 8))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        half = build_cnn_lstm(4, 32, filters=(4, 8))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half.set_weights(plain.get_weights())
+    assert half.get_layer("slice_features").layer.compute_dtype == "bfloat16"
+    want = grad_cam(plain, volume, class_index=1)
+    got = grad_cam(half, volume, class_index=1)
+    assert got.dtype == np.float32 and got.min() >= 0 and got.max() == pytest.approx(1)
+    assert np.abs(got - want).mean() < 0.05, np.abs(got - want).mean()
+
+
 def two_class_reader() -> keras.Model:
     """Class 0's logit is 3 x the mean of slice 0; class 1's is -3 x the mean of slice 2.
 
