@@ -15,8 +15,9 @@ Parts (``--only``):
 * ``train`` -- the paper's model at the default shape, fed by the real input pipeline
   (:class:`lss.data.loader.WindowDataset` over the cache) and from arrays in memory, with the
   achieved GFLOP/s and the remedies tried for a low share of the GEMM peak;
-* ``gemm`` -- a float32 (and, for ``--precision mixed``, float16) matrix-multiply peak
-  through the active Keras backend, and numpy's;
+* ``gemm`` -- a float32 (and, for ``--precision mixed``, the mixed policy's half type:
+  float16 on a GPU, bfloat16 on a TPU or a CPU with native bfloat16) matrix-multiply
+  peak through the active Keras backend, and numpy's;
 * ``make book`` only with ``--make-book``.
 
 Every part runs in its own child process, so that memory peaks are its own and
@@ -299,14 +300,25 @@ def child_preprocess(spec: dict) -> dict:
 def _sync(x) -> float:
     import keras
 
-    return float(keras.ops.convert_to_numpy(keras.ops.sum(x[:1, :1])))
+    # in float32: numpy cannot take TensorFlow's bfloat16 scalar
+    return float(keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.sum(x[:1, :1]),
+                                                           "float32")))
+
+
+def _mixed_policy() -> str:
+    """This device's mixed policy: mixed_float16 on a GPU, mixed_bfloat16 on a TPU or a
+    CPU with native bfloat16; a one-line error on another CPU."""
+    from lss.device import describe_accelerator, precision_policy
+
+    return precision_policy(describe_accelerator()["kind"], True)
 
 
 def child_gemm(spec: dict) -> dict:
     """Matrix-multiply peak through the active Keras backend (and numpy's, float32)."""
     import keras
 
-    dtype, n = spec["dtype"], spec["n"]
+    n = spec["n"]
+    dtype = spec["dtype"] if spec["dtype"] != "mixed" else _mixed_policy().split("_")[1]
     a = keras.random.normal((n, n), dtype=dtype, seed=1)
     b = keras.random.normal((n, n), dtype=dtype, seed=2)
     _sync(keras.ops.matmul(a, b))
@@ -369,8 +381,8 @@ def child_train(spec: dict) -> dict:
 
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"][0])
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"][1])
-    if spec["precision"] == "mixed":
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    if spec["precision"] == "mixed":  # the device's: lss.device.precision_policy(kind, True)
+        keras.mixed_precision.set_global_policy(_mixed_policy())
 
     from lss.config import Config
     from lss.data import TensorCache, build_index
@@ -525,7 +537,7 @@ def part_gemm(args) -> list[dict]:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     out = []
     for precision in args.precision:
-        dtype = "float32" if precision == "fp32" else "float16"
+        dtype = "float32" if precision == "fp32" else "mixed"  # the child resolves it
         log(f"gemm: {dtype} through Keras ({backend}) ...")
         res = run_child("gemm", {"dtype": dtype, "n": args.gemm_n, "repeats": args.repeats,
                                  "seconds": 1.0, "numpy": dtype == "float32"})
@@ -730,7 +742,7 @@ def render(res: dict, s: dict) -> str:
         lines.append("")
     if res.get("gemm"):
         lines += ["The peak each training row is compared with is the better of the two "
-                  "columns (float32), or the backend's float16 rate for mixed precision.", "",
+                  "columns (float32), or the backend's half-type rate for mixed precision.", "",
                   "| Matrix-multiply peak | n | GFLOP/s | numpy float32 GFLOP/s |",
                   "| --- | ---: | ---: | ---: |"]
         for g in res["gemm"]:
@@ -767,7 +779,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
                    help="parts to run (default: all)")
     p.add_argument("--precision", nargs="+", choices=["fp32", "mixed"], default=["fp32"],
-                   help="training and GEMM precisions; mixed = mixed_float16 (GPUs)")
+                   help="training and GEMM precisions; mixed = the device's mixed policy "
+                   "(mixed_float16 on a GPU, mixed_bfloat16 on a TPU or a CPU with native "
+                   "bfloat16)")
     p.add_argument("--studies", type=int, default=64,
                    help="phantom studies (default %(default)s; made once)")
     p.add_argument("--train-samples", type=int, default=64,
