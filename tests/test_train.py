@@ -370,14 +370,23 @@ def test_loader_threads_give_the_same_run_as_the_plain_loop(tiny_data, tmp_path,
         train(tiny_data, cfg, tmp_path / "bad", loader={"threads": 2}, **kw)
 
 
-def test_mixed_precision_is_set_for_the_model_only(tiny_data, tmp_path, cfg):
-    from lss.device import describe_accelerator
+def test_mixed_precision_is_set_for_the_model_only(tiny_data, tmp_path, cfg, monkeypatch):
+    import lss.device as device
 
     before = keras.mixed_precision.global_policy().name
-    if describe_accelerator()["kind"] == "CPU":
-        with pytest.raises(ValueError, match="runs on a CPU"):
+    if device.describe_accelerator()["kind"] == "CPU":
+        # a CPU without native bfloat16 refuses; one with it trains in mixed_bfloat16
+        monkeypatch.setattr(device, "fast_cpu_bf16", lambda *a, **k: False)
+        with pytest.raises(ValueError, match="runs on a CPU without native bfloat16"):
             train(tiny_data, cfg, tmp_path / "mp", mixed_precision=True,
                   cache_dir=tmp_path / "cache", verbose=0)
+        monkeypatch.setattr(device, "fast_cpu_bf16", lambda *a, **k: True)
+        res = train(tiny_data, cfg, tmp_path / "bf16", mixed_precision=True,
+                    cache_dir=tmp_path / "cache", verbose=0)
+        m = json.loads((tmp_path / "bf16" / "manifest.json").read_text())
+        assert m["precision"] == res.model.dtype_policy.name == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == before
+        monkeypatch.undo()
     res = train(tiny_data, cfg, tmp_path / "auto", mixed_precision=None,
                 cache_dir=tmp_path / "cache", verbose=0)
     m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
