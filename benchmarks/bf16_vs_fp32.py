@@ -27,15 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def bf16_flags() -> str:
-    """The CPU's bfloat16 instruction-set flags from /proc/cpuinfo ('none' if none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                found = [f for f in line.split() if "bf16" in f or f.startswith("amx")]
-                return " ".join(found) or "none"
-    except OSError:
-        pass
-    return "unknown"
+    """The CPU's bfloat16 instruction-set flags ('none' if none; lss.device.cpu_flags)."""
+    from lss.device import cpu_flags
+
+    found = [f for f in cpu_flags() if "bf16" in f or f.startswith("amx")]
+    return " ".join(found) or "none"
 
 
 def _epoch_clock():

@@ -39,6 +39,7 @@ __all__ = [
     "describe_accelerator",
     "precision_policy",
     "fast_cpu_bf16",
+    "cpu_flags",
     "BF16_FLAGS",
     "use_mixed_precision",
     "loader_settings",
@@ -157,13 +158,23 @@ def fast_cpu_bf16(backend: str | None = None, cpuinfo: str | os.PathLike = "/pro
     """
     if (backend or keras.backend.backend()) != "tensorflow":
         return False
+    return any(flag in cpu_flags(cpuinfo) for flag in BF16_FLAGS)
+
+
+def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> list[str]:
+    """The instruction-set flags of the first CPU in ``cpuinfo`` (Linux); [] without one.
+
+    Examples
+    --------
+    >>> cpu_flags("/nonexistent")
+    []
+    """
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
+            return next((line.split(":", 1)[1].split() for line in f
+                         if line.startswith("flags")), [])
     except OSError:
-        return False
-    return any(flag in flags for flag in BF16_FLAGS)
+        return []
 
 
 def precision_policy(kind: str, enabled: bool | None = None, *,
