@@ -382,7 +382,8 @@ def test_default_workers_start_a_pool_only_for_a_job_that_repays_it(tiny_root, t
 
     used = []
     real_run = cache_mod._run
-    monkeypatch.setattr(cache_mod, "_run", lambda todo, w: used.append(w) or real_run(todo, w))
+    monkeypatch.setattr(cache_mod, "_run",
+                        lambda todo, w, *a, **k: used.append(w) or real_run(todo, w, *a, **k))
     monkeypatch.setattr(cache_mod.os, "cpu_count", lambda: 2)
     df = build_index(tiny_root)
     cfg = PreprocessConfig(n_slices=3, image_size=8)

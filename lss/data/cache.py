@@ -484,9 +484,8 @@ class TensorCache:
         workers = (default_workers(len(todo)) if workers is None
                    else max(1, min(workers, len(todo))))
         task_failed: dict[int, str] = {}
-        kw = {} if progress is None else {"progress": progress}  # None: _run's default
-        decoded = (_run(todo, workers, **kw) if failed is None
-                   else _run(todo, workers, task_failed, **kw))
+        decoded = _run(todo, workers, None if failed is None else task_failed,
+                       progress=progress)
         if failed is not None:
             failed.update({rows[i]: reason for i, reason in task_failed.items()})
             stats.failed = [{"row": r, "study_id": int(index["study_id"].iloc[r]),
